@@ -1,0 +1,33 @@
+"""Request-scoped dependencies: the wired services and who is calling."""
+
+from __future__ import annotations
+
+from fastapi import Header, Request
+
+from corral.errors import InvalidArgument
+from corral.registry.service import RegistryService
+
+
+def registry(request: Request) -> RegistryService:
+    service: RegistryService = request.app.state.corral.registry
+    return service
+
+
+def actor(x_corral_actor: str | None = Header(default=None)) -> str:
+    """Who is calling; until identities exist (the security issue) a self-declared name."""
+    if x_corral_actor is None:
+        return "anonymous"
+    if len(x_corral_actor) > 128 or not x_corral_actor.isprintable():
+        raise InvalidArgument("X-Corral-Actor must be a printable name of at most 128 characters")
+    return x_corral_actor
+
+
+def parse_tags(values: list[str] | None) -> dict[str, str]:
+    """``tag=k=v`` query values into a dict."""
+    tags: dict[str, str] = {}
+    for item in values or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidArgument(f"tag filter {item[:100]!r} must look like key=value")
+        tags[key] = value
+    return tags

@@ -1,0 +1,80 @@
+"""The ``corral`` command: noun, then verb."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from corral.errors import CorralError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Corral: registry, serving and monitoring of models.",
+    rich_markup_mode=None,
+)
+
+
+class State:
+    server: str | None = None
+    home: Path | None = None
+    _client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            from corral.client import Client
+            from corral.config import Settings
+
+            settings = Settings(home=self.home) if self.home else Settings()
+            url = self.server or settings.server_url
+            self._client = Client(url) if url else Client(settings=settings)
+        return self._client
+
+    def settings(self) -> Any:
+        from corral.config import Settings
+
+        return Settings(home=self.home) if self.home else Settings()
+
+
+state = State()
+
+
+@app.callback()
+def _root(
+    server: str | None = typer.Option(
+        None, "--server", envvar="CORRAL_SERVER_URL", help="Corral server URL (default: local home)"
+    ),
+    home: Path | None = typer.Option(
+        None, "--home", envvar="CORRAL_HOME", help="Corral home folder (default ~/.corral)"
+    ),
+) -> None:
+    state.server = server
+    state.home = home
+
+
+def _register_subcommands() -> None:
+    from corral.cli import registry, server
+
+    registry.install(app, state)
+    server.install(app, state)
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    """Entry point: run the app, turning Corral errors into a message on stderr."""
+    try:
+        app()
+    except CorralError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    finally:
+        if state._client is not None:
+            state._client.close()

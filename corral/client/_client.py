@@ -1,0 +1,313 @@
+"""``Client``: one object, two transports (REST or the local services directly)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from corral.errors import IntegrityError, InvalidArgument
+from corral.registry.entities import FileEntry, ModelVersion
+
+if TYPE_CHECKING:
+    from corral.config import Settings
+
+_CHUNK = 1 << 20
+Progress = Callable[[int], None]
+
+# The verbs both transports offer with the same signatures (see RegistryService).
+VERBS = frozenset(
+    {
+        "create_model", "get_model", "list_models", "update_model", "delete_model",
+        "begin_upload", "upload_file", "discard_upload", "create_version",
+        "get_version", "list_versions", "search_versions", "deprecate_version",
+        "undeprecate_version", "verify_version", "stream_file",
+        "set_alias", "get_alias", "list_aliases", "delete_alias", "rollback_alias",
+        "alias_history", "create_config", "get_config", "list_configs",
+        "create_consumer", "get_consumer", "update_consumer", "list_consumers",
+        "delete_consumer", "resolve_consumer", "resolve", "gc",
+    }
+)  # fmt: skip
+_WRITES = frozenset(
+    {
+        "create_model", "update_model", "delete_model", "create_version", "deprecate_version",
+        "undeprecate_version", "set_alias", "delete_alias", "rollback_alias", "create_config",
+        "create_consumer", "update_consumer", "delete_consumer",
+    }
+)  # fmt: skip
+
+
+def _file_chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            if progress:
+                progress(len(chunk))
+            yield chunk
+
+
+def _collect(path: Path) -> list[tuple[str, Path]]:
+    """(relative POSIX path, file) for a file or every file under a folder."""
+    if path.is_symlink():
+        raise InvalidArgument(f"'{path}' is a symbolic link; register the file it points to")
+    if path.is_file():
+        return [(path.name, path)]
+    if not path.is_dir():
+        raise InvalidArgument(f"'{path}' does not exist")
+    files: list[tuple[str, Path]] = []
+    for item in sorted(path.rglob("*")):
+        if item.is_symlink():
+            raise InvalidArgument(f"'{item}' is a symbolic link; Corral stores regular files only")
+        if item.is_file():
+            files.append((item.relative_to(path).as_posix(), item))
+    if not files:
+        raise InvalidArgument(f"folder '{path}' has no files to register")
+    return files
+
+
+class Client:
+    """The Corral SDK.
+
+    ``Client("http://host:8080")`` talks to a server; ``Client(home="/path")`` (or
+    ``Client()`` with no server configured) works on a local Corral home directly.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        home: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
+        actor: str | None = None,
+        timeout: float = 60.0,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            home, url = url, None
+        if url is None and home is None:
+            from corral.config import Settings
+
+            settings = settings or Settings()
+            url = settings.server_url
+        self._corral: Any = None
+        self.cache_dir: Path
+        if url is not None:
+            import httpx
+
+            from corral.client._remote import RemoteRegistry
+
+            headers = {"User-Agent": "corral-sdk"}
+            if actor:
+                headers["X-Corral-Actor"] = actor
+            self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
+            self._backend: Any = RemoteRegistry(self._http)
+            self.url: str | None = url
+            self.cache_dir = Path(os.environ.get("CORRAL_CACHE", Path.home() / ".cache" / "corral"))
+            self._actor = ""
+        else:
+            from corral.config import Settings
+            from corral.wiring import default_actor, open_corral
+
+            if home is not None:
+                settings = (settings or Settings()).model_copy(update={"home": Path(home)})
+            assert settings is not None
+            self._corral = open_corral(settings)
+            self._backend = self._corral.registry
+            self.url = None
+            self.cache_dir = settings.home / "cache"
+            self._actor = actor or default_actor(settings)
+        if cache_dir is not None:
+            self.cache_dir = Path(cache_dir)
+
+    @property
+    def is_remote(self) -> bool:
+        return self.url is not None
+
+    def __getattr__(self, name: str) -> Any:
+        if name in VERBS:
+            verb = getattr(self._backend, name)
+            if name in _WRITES and self._actor:
+                actor = self._actor
+
+                def with_actor(*args: Any, **kwargs: Any) -> Any:
+                    kwargs.setdefault("actor", actor)
+                    return verb(*args, **kwargs)
+
+                return with_actor
+            return verb
+        raise AttributeError(f"'Client' has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | VERBS)
+
+    def close(self) -> None:
+        if self._corral is not None:
+            self._corral.close()
+        else:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- conveniences built on the verbs ------------------------------------------------
+
+    def register(
+        self,
+        model: str,
+        path: str | os.PathLike[str],
+        *,
+        flavor: str = "",
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        description: str = "",
+        example: Any = None,
+        alias: str | None = None,
+        source_uri: str = "",
+        parent_version: int | None = None,
+        create_model: bool = True,
+        progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    ) -> ModelVersion:
+        """Upload a file or folder and publish it as the next version of ``model``.
+
+        ``example`` (records, columns, a 2-D array, or a JSON/CSV file path) is stored
+        with the version as ``input_example.json`` and its signature inferred.
+        ``progress(label, total_bytes)`` returns a callback fed with byte counts.
+        """
+        files = _collect(Path(path))
+        if create_model:
+            from corral.errors import NotFound
+
+            try:
+                self.get_model(model)
+            except NotFound:
+                self.create_model(model)
+        example_value = self._example(example)
+        upload_id = self.begin_upload()
+        try:
+            for rel, file in files:
+                tick = progress(rel, file.stat().st_size) if progress else None
+                self.upload_file(upload_id, rel, _file_chunks(file, tick))
+            if example_value is not None and "input_example.json" not in dict(files):
+                import json
+
+                payload = json.dumps(example_value).encode()
+                self.upload_file(upload_id, "input_example.json", iter([payload]))
+            return self.create_version(  # type: ignore[no-any-return]
+                model,
+                upload_id,
+                flavor=flavor,
+                metrics=metrics,
+                params=params,
+                tags=tags,
+                description=description,
+                example=example_value,
+                source_uri=source_uri,
+                parent_version=parent_version,
+                alias=alias,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.discard_upload(upload_id)
+            raise
+
+    @staticmethod
+    def _example(example: Any) -> Any:
+        if isinstance(example, str | os.PathLike) and Path(example).suffix.lower() in (
+            ".json",
+            ".csv",
+        ):
+            from corral.registry.signature import load_example
+
+            return load_example(Path(example))
+        if example is None:
+            return None
+        from corral.registry.codec import jsonable
+
+        if hasattr(example, "to_dict") and hasattr(example, "columns"):
+            return jsonable(example.to_dict(orient="list"))
+        if hasattr(example, "tolist"):
+            return example.tolist()
+        return jsonable(example)
+
+    def download(
+        self,
+        model: str,
+        ref: int | str,
+        dest: str | os.PathLike[str],
+        *,
+        progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    ) -> Path:
+        """Write a version's files under ``dest``, each verified against its digest."""
+        version = self.get_version(model, ref)
+        target: Path = Path(dest)
+        for entry in version.files:
+            tick = progress(entry.path, entry.size) if progress else None
+            self._download_file(model, version.number, entry, target, tick)
+        return target
+
+    def _download_file(
+        self, model: str, number: int, entry: FileEntry, dest: Path, tick: Progress | None
+    ) -> None:
+        final = dest.joinpath(*entry.path.split("/"))
+        final.parent.mkdir(parents=True, exist_ok=True)
+        part = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with part.open("wb") as fh:
+                for chunk in self.stream_file(model, number, entry.path):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    fh.write(chunk)
+                    if tick:
+                        tick(len(chunk))
+            if digest.hexdigest() != entry.sha256 or size != entry.size:
+                raise IntegrityError(
+                    f"file '{entry.path}' is corrupted: expected sha256 {entry.sha256} "
+                    f"({entry.size} bytes), received {digest.hexdigest()} ({size} bytes)"
+                )
+            os.replace(part, final)
+        finally:
+            part.unlink(missing_ok=True)
+
+    def fetch(self, model: str, ref: int | str = "latest") -> Path:
+        """A local folder with the version's verified files (cached by manifest digest).
+
+        Cached files are re-hashed on every call: a changed byte means a fresh download.
+        """
+        version = self.get_version(model, ref)
+        folder: Path = self.cache_dir / "versions" / version.manifest_digest
+        if folder.is_dir() and not _cache_problems(folder, version.files):
+            return folder
+        staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            self.download(model, version.number, staging)
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return folder
+
+
+def _cache_problems(folder: Path, files: list[FileEntry]) -> list[str]:
+    problems = []
+    for entry in files:
+        path = folder.joinpath(*entry.path.split("/"))
+        try:
+            with path.open("rb") as fh:
+                digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError:
+            problems.append(entry.path)
+            continue
+        if digest != entry.sha256:
+            problems.append(entry.path)
+    return problems

@@ -1,0 +1,98 @@
+"""Corral's settings: the one place that reads the environment.
+
+Every setting has the ``CORRAL_`` prefix (``CORRAL_HOME``, ``CORRAL_DATABASE_URL`` …),
+nested values use ``__``, and an optional ``corral.toml`` in the working directory or
+in the Corral home supplies defaults. Load once in an entry point, then pass it down.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["Settings", "default_home"]
+
+
+def default_home() -> Path:
+    """The Corral home when ``CORRAL_HOME`` is not set: ``~/.corral``."""
+    return Path.home() / ".corral"
+
+
+class Settings(BaseSettings):
+    """Everything Corral can be configured with (see docs/configuration.md)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CORRAL_",
+        env_nested_delimiter="__",
+        toml_file="corral.toml",
+        extra="ignore",
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Folder holding the embedded database and the local artifact store.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata store; default sqlite:///<home>/corral.db.",
+    )
+    artifact_url: str | None = Field(
+        default=None,
+        description="fsspec URL of the artifact store root; default <home>/artifacts.",
+    )
+    artifact_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra fsspec storage options, e.g. {'endpoint_url': ...} for S3.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `corral server` binds to.")
+    port: int = Field(default=8080, description="Port `corral server` listens on.")
+    actor: str | None = Field(
+        default=None,
+        description="Name recorded as the author of local (SDK/CLI without server) writes.",
+    )
+    staging_grace_seconds: float = Field(
+        default=3600.0,
+        description="`corral gc` leaves staging data and blobs younger than this alone.",
+    )
+    max_upload_bytes: int = Field(
+        default=64 * 1024**3,
+        description="Largest single artifact file accepted by an upload, in bytes.",
+    )
+    server_url: str | None = Field(
+        default=None,
+        description="Corral server the CLI talks to; unset means the local home directly.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        home_toml = Path(os.environ.get("CORRAL_HOME", str(default_home()))) / "corral.toml"
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls),
+            TomlConfigSettingsSource(settings_cls, toml_file=home_toml),
+        )
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'corral.db'}"
+
+    @property
+    def resolved_artifact_url(self) -> str:
+        return self.artifact_url or str(self.home / "artifacts")

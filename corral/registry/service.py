@@ -1,0 +1,665 @@
+"""The registry service: every registry read and write goes through here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from corral.errors import Conflict, IntegrityError, InvalidArgument
+from corral.registry.entities import (
+    Alias,
+    AliasAction,
+    AliasEvent,
+    ConfigRevision,
+    Consumer,
+    Deprecation,
+    FileEntry,
+    Model,
+    ModelSource,
+    ModelVersion,
+    Page,
+    Resolution,
+    Signature,
+    VersionStatus,
+)
+from corral.registry.errors import (
+    AliasNotFound,
+    ConfigNotFound,
+    ConsumerNotFound,
+    FileNotInVersion,
+    ModelNotFound,
+    VersionNotFound,
+)
+from corral.registry.history import rollback_target
+from corral.registry.names import validate_artifact_path, validate_name
+from corral.registry.ports import (
+    ArtifactStore,
+    FileWriter,
+    GcReport,
+    RegistryStore,
+    VersionQuery,
+)
+from corral.registry.signature import infer_signature
+
+VersionRef = int | str
+MAX_PAGE = 1000
+_MODEL_FIELDS = ("description", "owner", "tags", "task", "framework", "license", "source")
+_FLAVOR_BY_SUFFIX = {
+    ".skops": "sklearn",
+    ".onnx": "onnx",
+    ".ubj": "xgboost",
+    ".lgb": "lightgbm",
+    ".pkl": "pickle",
+    ".pickle": "pickle",
+    ".joblib": "joblib",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    model: str
+    version: int
+    manifest_digest: str
+    files_checked: int
+    bytes_checked: int
+
+
+def detect_flavor(paths: Iterable[str]) -> str:
+    """The flavor suggested by the files' names, or 'files' when none is recognised."""
+    for path in sorted(paths):
+        for suffix, flavor in _FLAVOR_BY_SUFFIX.items():
+            if path.lower().endswith(suffix):
+                return flavor
+    return "files"
+
+
+def _page_args(offset: int, limit: int) -> None:
+    if offset < 0:
+        raise InvalidArgument(f"offset must be 0 or more, not {offset}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+
+
+def _str_map(kind: str, values: dict[str, Any] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in (values or {}).items():
+        if not isinstance(key, str) or not key or len(key) > 250:
+            raise InvalidArgument(f"{kind} key {key!r} must be a string of 1 to 250 characters")
+        text = value if isinstance(value, str) else str(value)
+        if len(text) > 5000:
+            raise InvalidArgument(f"{kind} '{key}' is longer than 5000 characters")
+        out[key] = text
+    return out
+
+
+def _metrics(values: dict[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (values or {}).items():
+        if not isinstance(key, str) or not key or len(key) > 250:
+            raise InvalidArgument(f"metric name {key!r} must be a string of 1 to 250 characters")
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"metric '{key}' must be a number, not {value!r}") from exc
+    return out
+
+
+class RegistryService:
+    """Models, versions, aliases, deployment configs and consumers."""
+
+    def __init__(
+        self,
+        store: RegistryStore,
+        artifacts: ArtifactStore,
+        *,
+        max_upload_bytes: int = 64 * 1024**3,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.max_upload_bytes = max_upload_bytes
+        self._clock = clock
+
+    # -- models -----------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        owner: str = "",
+        tags: dict[str, str] | None = None,
+        task: str = "",
+        framework: str = "",
+        license: str = "",
+        source: str = ModelSource.INTERNAL,
+        actor: str = "",
+    ) -> Model:
+        """Create a model; ``AlreadyExists`` when the name is taken."""
+        validate_name("model", name)
+        now = self._clock()
+        return self.store.create_model(
+            Model(
+                name=name,
+                description=description,
+                owner=owner or actor,
+                tags=_str_map("tag", tags),
+                task=task,
+                framework=framework,
+                license=license,
+                source=self._source(source),
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    @staticmethod
+    def _source(source: str) -> ModelSource:
+        try:
+            return ModelSource(source)
+        except ValueError as exc:
+            allowed = ", ".join(s.value for s in ModelSource)
+            raise InvalidArgument(f"source must be one of {allowed}, not {source!r}") from exc
+
+    def get_model(self, name: str) -> Model:
+        model = self.store.find_model(name)
+        if model is None:
+            raise ModelNotFound(name)
+        return model
+
+    def list_models(
+        self,
+        query: str | None = None,
+        tags: dict[str, str] | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[Model]:
+        _page_args(offset, limit)
+        return self.store.list_models(query or None, _str_map("tag", tags), offset, limit)
+
+    def update_model(self, name: str, *, actor: str = "", **changes: Any) -> Model:
+        unknown = set(changes) - set(_MODEL_FIELDS)
+        if unknown:
+            raise InvalidArgument(f"cannot change {', '.join(sorted(unknown))} of a model")
+        clean = {k: v for k, v in changes.items() if v is not None}
+        if "tags" in clean:
+            clean["tags"] = _str_map("tag", clean["tags"])
+        if "source" in clean:
+            clean["source"] = self._source(clean["source"])
+        clean["updated_at"] = self._clock()
+        return self.store.update_model(name, clean)
+
+    def delete_model(self, name: str, *, actor: str = "") -> None:
+        self.get_model(name)
+        self.store.delete_model(name)
+
+    # -- uploads and versions -------------------------------------------------------------
+
+    def begin_upload(self) -> str:
+        """Open a staging area for the files of a future version."""
+        return self.artifacts.begin_upload()
+
+    def upload_file(self, upload_id: str, path: str, chunks: Iterable[bytes]) -> FileEntry:
+        """Stream one file into an upload; it is hashed and stored by content."""
+        writer = self.open_upload_file(upload_id, path)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.close()
+
+    def open_upload_file(self, upload_id: str, path: str) -> FileWriter:
+        """A writer for one file of an upload (for callers that push chunks themselves)."""
+        validate_artifact_path(path)
+        self.artifacts.upload_entries(upload_id)  # raises UploadNotFound
+        return self.artifacts.open_writer(upload_id, path, self.max_upload_bytes)
+
+    def discard_upload(self, upload_id: str) -> None:
+        self.artifacts.discard_upload(upload_id)
+
+    def create_version(
+        self,
+        model: str,
+        upload_id: str,
+        *,
+        flavor: str = "",
+        description: str = "",
+        metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        signature: Signature | None = None,
+        example: Any = None,
+        source_uri: str = "",
+        parent_version: int | None = None,
+        alias: str | None = None,
+        actor: str = "",
+    ) -> ModelVersion:
+        """Publish the files of an upload as the next version of a model.
+
+        The version becomes visible only once its bytes and manifest are durable.
+        """
+        self.get_model(model)
+        if alias is not None:
+            validate_name("alias", alias)
+        metric_values = _metrics(metrics)
+        param_values = _str_map("param", params)
+        tag_values = _str_map("tag", tags)
+        if parent_version is not None:
+            self.get_version(model, parent_version)
+        if signature is None and example is not None:
+            signature = infer_signature(example)
+        entries = self.artifacts.upload_entries(upload_id)
+        if not entries:
+            raise InvalidArgument(f"upload '{upload_id}' has no files; upload at least one")
+        manifest = self.artifacts.put_manifest(entries)
+        version = self.store.create_version(
+            ModelVersion(
+                model=model,
+                number=0,
+                status=VersionStatus.READY,
+                manifest_digest=manifest.digest,
+                flavor=flavor or detect_flavor(e.path for e in entries),
+                description=description,
+                metrics=metric_values,
+                params=param_values,
+                tags=tag_values,
+                signature=signature,
+                source_uri=source_uri,
+                parent_version=parent_version,
+                created_by=actor,
+                created_at=self._clock(),
+                files=list(manifest.files),
+                size=manifest.total_size,
+            )
+        )
+        self.artifacts.discard_upload(upload_id)
+        if alias is not None:
+            self.set_alias(model, alias, version.number, reason="set at registration", actor=actor)
+        return version
+
+    def get_version(self, model: str, ref: VersionRef) -> ModelVersion:
+        """A version by number, or by the alias that points at it."""
+        number = self._number(model, ref)
+        version = self.store.find_version(model, number)
+        if version is None:
+            self.get_model(model)
+            raise VersionNotFound(model, number)
+        return version
+
+    def _number(self, model: str, ref: VersionRef) -> int:
+        if isinstance(ref, int):
+            return ref
+        if ref.isdigit():
+            return int(ref)
+        validate_name("alias", ref)
+        alias = self.store.find_alias(model, ref)
+        if alias is not None:
+            return alias.version
+        if ref == "latest":
+            latest = self.get_model(model).latest_version
+            if latest is not None:
+                return latest
+        self.get_model(model)
+        raise AliasNotFound(model, ref)
+
+    def list_versions(self, model: str, offset: int = 0, limit: int = 100) -> Page[ModelVersion]:
+        self.get_model(model)
+        return self.search_versions(model=model, offset=offset, limit=limit)
+
+    def search_versions(
+        self,
+        *,
+        model: str | None = None,
+        name_contains: str | None = None,
+        tags: dict[str, str] | None = None,
+        status: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[ModelVersion]:
+        """Versions across models filtered by model name (substring), tags and status."""
+        _page_args(offset, limit)
+        try:
+            wanted = VersionStatus(status) if status else None
+        except ValueError as exc:
+            raise InvalidArgument(f"unknown version status {status!r}") from exc
+        return self.store.list_versions(
+            VersionQuery(
+                model=model,
+                name_contains=name_contains or None,
+                tags=_str_map("tag", tags),
+                status=wanted,
+                offset=offset,
+                limit=limit,
+            )
+        )
+
+    def deprecate_version(
+        self, model: str, ref: VersionRef, message: str, *, actor: str = ""
+    ) -> ModelVersion:
+        """Mark a version deprecated: it still serves, and says so."""
+        if not message.strip():
+            raise InvalidArgument("a deprecation needs a message telling consumers what to do")
+        version = self.get_version(model, ref)
+        deprecation = Deprecation(message=message.strip(), by=actor, at=self._clock())
+        return self.store.set_deprecation(model, version.number, deprecation)
+
+    def undeprecate_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
+        version = self.get_version(model, ref)
+        return self.store.set_deprecation(model, version.number, None)
+
+    def verify_version(self, model: str, ref: VersionRef) -> VerifyReport:
+        """Re-hash every stored byte of a version; ``IntegrityError`` names each bad file."""
+        version = self.get_version(model, ref)
+        manifest = self.artifacts.get_manifest(version.manifest_digest)
+        if sorted(manifest.files, key=lambda f: f.path) != sorted(
+            version.files, key=lambda f: f.path
+        ):
+            raise IntegrityError(
+                f"version {version.number} of '{model}': the stored manifest "
+                f"{version.manifest_digest} does not list the files the registry recorded"
+            )
+        problems = self.artifacts.verify(manifest)
+        if problems:
+            raise IntegrityError(
+                f"version {version.number} of '{model}' failed verification: " + "; ".join(problems)
+            )
+        return VerifyReport(
+            model=model,
+            version=version.number,
+            manifest_digest=manifest.digest,
+            files_checked=len(manifest.files),
+            bytes_checked=manifest.total_size,
+        )
+
+    def version_file(
+        self, model: str, ref: VersionRef, path: str
+    ) -> tuple[ModelVersion, FileEntry]:
+        version = self.get_version(model, ref)
+        for entry in version.files:
+            if entry.path == path:
+                return version, entry
+        raise FileNotInVersion(model, version.number, path)
+
+    def read_file(self, entry: FileEntry, *, verify_first: bool = True) -> Iterator[bytes]:
+        """The bytes of a stored file; verified in full before the first byte when asked."""
+        if verify_first:
+            for _ in self.artifacts.read_file(entry):
+                pass
+        return self.artifacts.read_file(entry)
+
+    def stream_file(self, model: str, version: int, path: str) -> Iterator[bytes]:
+        """The bytes of one file of a version; ``IntegrityError`` at the end on a mismatch."""
+        _, entry = self.version_file(model, version, path)
+        return self.artifacts.read_file(entry)
+
+    # -- aliases ------------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        model: str,
+        alias: str,
+        version: VersionRef,
+        *,
+        config: str | None = None,
+        config_revision: int | None = None,
+        reason: str = "",
+        actor: str = "",
+    ) -> Alias:
+        """Point an alias at a version (and optionally a config revision); record the move."""
+        validate_name("alias", alias)
+        if alias.isdigit() or alias == "latest":
+            raise InvalidArgument(f"alias name '{alias}' is reserved; choose another")
+        target = self.get_version(model, version)
+        if target.status is not VersionStatus.READY:
+            raise Conflict(
+                f"version {target.number} of '{model}' is {target.status.value}; "
+                "only a ready version can be aliased"
+            )
+        if config is not None:
+            rev = self.get_config(model, config, config_revision)
+            config_revision = rev.revision
+        elif config_revision is not None:
+            raise InvalidArgument("config_revision needs a config name")
+        current = self.store.find_alias(model, alias)
+        new = Alias(
+            model=model,
+            name=alias,
+            version=target.number,
+            config=config,
+            config_revision=config_revision,
+            updated_by=actor,
+            updated_at=self._clock(),
+        )
+        self.store.move_alias(
+            model,
+            alias,
+            new,
+            AliasAction.SET,
+            actor,
+            reason,
+            current.version if current else None,
+        )
+        return new
+
+    def get_alias(self, model: str, alias: str) -> Alias:
+        validate_name("alias", alias)
+        found = self.store.find_alias(model, alias)
+        if found is None:
+            self.get_model(model)
+            raise AliasNotFound(model, alias)
+        return found
+
+    def list_aliases(self, model: str) -> list[Alias]:
+        self.get_model(model)
+        return self.store.list_aliases(model)
+
+    def delete_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> None:
+        current = self.get_alias(model, alias)
+        self.store.move_alias(
+            model, alias, None, AliasAction.DELETE, actor, reason, current.version
+        )
+
+    def rollback_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> Alias:
+        """Move an alias back to the target it had before its current one (version and config)."""
+        validate_name("alias", alias)
+        current = self.store.find_alias(model, alias)
+        history = self._full_history(model, alias)
+        target = rollback_target(reversed(history))
+        if target is None:
+            raise Conflict(
+                f"alias '{alias}' of model '{model}' has no earlier target to roll back to"
+            )
+        version, config, config_revision = target
+        new = Alias(
+            model=model,
+            name=alias,
+            version=version,
+            config=config,
+            config_revision=config_revision,
+            updated_by=actor,
+            updated_at=self._clock(),
+        )
+        self.store.move_alias(
+            model,
+            alias,
+            new,
+            AliasAction.ROLLBACK,
+            actor,
+            reason,
+            current.version if current else None,
+        )
+        return new
+
+    def _full_history(self, model: str, alias: str) -> list[AliasEvent]:
+        events: list[AliasEvent] = []
+        while True:
+            page = self.store.alias_history(model, alias, len(events), MAX_PAGE)
+            events.extend(page.items)
+            if not page.items or len(events) >= page.total:
+                return events
+
+    def alias_history(
+        self, model: str, alias: str | None = None, offset: int = 0, limit: int = 100
+    ) -> Page[AliasEvent]:
+        """Every move of an alias (or of all the model's aliases), newest first."""
+        _page_args(offset, limit)
+        self.get_model(model)
+        if alias is not None:
+            validate_name("alias", alias)
+        return self.store.alias_history(model, alias, offset, limit)
+
+    # -- deployment configs -------------------------------------------------------------
+
+    def create_config(
+        self,
+        model: str,
+        config: str,
+        values: dict[str, Any],
+        *,
+        comment: str = "",
+        actor: str = "",
+    ) -> ConfigRevision:
+        """Add an immutable revision to a named deployment config."""
+        validate_name("config", config)
+        if not isinstance(values, dict):
+            raise InvalidArgument("config values must be an object of settings")
+        self.get_model(model)
+        return self.store.create_config_revision(
+            ConfigRevision(
+                model=model,
+                config=config,
+                revision=0,
+                values=values,
+                created_by=actor,
+                created_at=self._clock(),
+                comment=comment,
+            )
+        )
+
+    def get_config(self, model: str, config: str, revision: int | None = None) -> ConfigRevision:
+        validate_name("config", config)
+        found = self.store.find_config_revision(model, config, revision)
+        if found is None:
+            self.get_model(model)
+            raise ConfigNotFound(model, config, revision)
+        return found
+
+    def list_configs(self, model: str, config: str | None = None) -> list[ConfigRevision]:
+        self.get_model(model)
+        return self.store.list_config_revisions(model, config)
+
+    # -- consumers ----------------------------------------------------------------------
+
+    def _check_binding(self, model: str, version: int | None, alias: str | None) -> None:
+        if (version is None) == (alias is None):
+            raise InvalidArgument("a consumer pins a version or follows an alias: give exactly one")
+        if version is not None:
+            self.get_version(model, version)
+        else:
+            assert alias is not None
+            self.get_alias(model, alias)
+
+    def create_consumer(
+        self,
+        name: str,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        description: str = "",
+        actor: str = "",
+    ) -> Consumer:
+        """Register a consumer that pins a version or follows an alias."""
+        validate_name("consumer", name)
+        self._check_binding(model, version, alias)
+        now = self._clock()
+        return self.store.create_consumer(
+            Consumer(
+                name=name,
+                model=model,
+                version=version,
+                alias=alias,
+                description=description,
+                created_by=actor,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+    def get_consumer(self, name: str, model: str) -> Consumer:
+        validate_name("consumer", name)
+        found = self.store.find_consumer(name, model)
+        if found is None:
+            self.get_model(model)
+            raise ConsumerNotFound(name, model)
+        return found
+
+    def update_consumer(
+        self,
+        name: str,
+        model: str,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        actor: str = "",
+    ) -> Consumer:
+        """Move a consumer's pin (only the consumer's owner moves it; aliases never do)."""
+        current = self.get_consumer(name, model)
+        self._check_binding(model, version, alias)
+        return self.store.update_consumer(
+            dataclasses.replace(current, version=version, alias=alias, updated_at=self._clock())
+        )
+
+    def list_consumers(self, model: str | None = None) -> list[Consumer]:
+        if model is not None:
+            self.get_model(model)
+        return self.store.list_consumers(model)
+
+    def delete_consumer(self, name: str, model: str, *, actor: str = "") -> None:
+        self.get_consumer(name, model)
+        self.store.delete_consumer(name, model)
+
+    def resolve_consumer(self, name: str, model: str) -> Resolution:
+        """What a consumer gets right now: its pinned version, or its alias's target."""
+        consumer = self.get_consumer(name, model)
+        if consumer.version is not None:
+            return dataclasses.replace(
+                self.resolve(model, consumer.version), consumer=name, pinned=True
+            )
+        assert consumer.alias is not None
+        return dataclasses.replace(self.resolve(model, consumer.alias), consumer=name)
+
+    # -- resolution and maintenance -----------------------------------------------------
+
+    def resolve(self, model: str, ref: VersionRef) -> Resolution:
+        """The version (and config) a number or alias designates right now."""
+        alias: Alias | None = None
+        if isinstance(ref, str) and not ref.isdigit():
+            validate_name("alias", ref)
+            alias = self.store.find_alias(model, ref)
+        version = self.get_version(model, alias.version if alias else ref)
+        config_values = None
+        if alias is not None and alias.config is not None:
+            config_values = self.get_config(model, alias.config, alias.config_revision).values
+        return Resolution(
+            model=model,
+            version=version.number,
+            manifest_digest=version.manifest_digest,
+            alias=alias.name if alias else None,
+            config=alias.config if alias else None,
+            config_revision=alias.config_revision if alias else None,
+            config_values=config_values,
+            deprecation=version.deprecation,
+            status=version.status,
+        )
+
+    def gc(self, grace_seconds: float) -> GcReport:
+        """Remove abandoned staging data and bytes no version references."""
+        if grace_seconds < 0:
+            raise InvalidArgument("grace period must be 0 seconds or more")
+        return self.artifacts.gc(self.store.referenced_manifests(), grace_seconds)

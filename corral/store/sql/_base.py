@@ -1,0 +1,65 @@
+"""Sessions and lookups shared by the parts of ``SqlRegistryStore``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from corral.registry.errors import ModelNotFound, VersionNotFound
+from corral.registry.ports import RegistryStore
+from corral.store.sql.engine import WRITE_OPTION
+from corral.store.sql.tables import ModelRow, VersionRow
+
+
+class SessionBase(RegistryStore):
+    """Short transactions on one engine: a read one, or a write one (IMMEDIATE on SQLite)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextmanager
+    def _reading(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            # Procuring the connection with this option is what makes SQLite BEGIN IMMEDIATE.
+            session.connection(execution_options={WRITE_OPTION: True})
+            yield session
+
+    @staticmethod
+    def _model_row(session: Session, name: str, lock: bool = False) -> ModelRow:
+        """The model's row, locked ``FOR UPDATE`` on PostgreSQL to serialise its writers."""
+        statement = select(ModelRow).where(ModelRow.name == name)
+        if lock:
+            statement = statement.with_for_update()
+        row = session.scalars(statement).one_or_none()
+        if row is None:
+            raise ModelNotFound(name)
+        return row
+
+    @staticmethod
+    def _model_id(session: Session, name: str) -> int:
+        model_id = session.scalar(select(ModelRow.id).where(ModelRow.name == name))
+        if model_id is None:
+            raise ModelNotFound(name)
+        return model_id
+
+    @staticmethod
+    def _version_row(session: Session, model_id: int, model: str, number: int) -> VersionRow:
+        row = session.scalars(
+            select(VersionRow).where(VersionRow.model_id == model_id, VersionRow.number == number)
+        ).one_or_none()
+        if row is None:
+            raise VersionNotFound(model, number)
+        return row

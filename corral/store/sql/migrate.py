@@ -1,0 +1,62 @@
+"""Programmatic Alembic: bring a database to the newest schema without an alembic.ini."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+
+from corral.store.sql.engine import WRITE_OPTION, make_engine
+
+__all__ = ["database_revision", "head_revision", "upgrade_database"]
+
+# Any fixed number works: it only has to be the same in every process upgrading one database.
+_LOCK_KEY = 0x636F7272616C  # "corral"
+_SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(_SCRIPT_LOCATION))
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration this Corral ships."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships migrations
+        raise RuntimeError(f"no Alembic migrations found in {_SCRIPT_LOCATION}")
+    return head
+
+
+def database_revision(engine: Engine) -> str | None:
+    """The migration the database is at; None when it was never migrated."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_database(url_or_engine: str | Engine) -> str:
+    """Migrate the database to the newest schema (a no-op when it is there); return the head."""
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        head = head_revision()
+        if database_revision(engine) == head:
+            return head
+        # Concurrent upgraders queue instead of racing: SQLite through the IMMEDIATE begin,
+        # PostgreSQL through a transaction-scoped advisory lock; Alembic then re-reads the
+        # revision inside the transaction and finds nothing left to do.
+        with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+            config = _config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        return head
+    finally:
+        if isinstance(url_or_engine, str):
+            engine.dispose()

@@ -1,0 +1,264 @@
+"""``RegistryStore`` on SQLAlchemy: models and versions here, the rest in ``_deploy``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, defer
+from typing_extensions import override
+
+from corral.errors import InvalidArgument
+from corral.registry.entities import (
+    Deprecation,
+    Model,
+    ModelSource,
+    ModelVersion,
+    Page,
+    VersionStatus,
+)
+from corral.registry.errors import ModelAlreadyExists, ModelNotFound
+from corral.registry.ports import VersionQuery
+from corral.store.sql._convert import (
+    files_to_json,
+    model_from_row,
+    signature_to_json,
+    version_from_row,
+)
+from corral.store.sql._deploy import DeploymentMethods
+from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTagRow, utcnow
+
+__all__ = ["SqlRegistryStore"]
+
+_UPDATABLE = frozenset({"description", "owner", "tags", "task", "framework", "license", "source"})
+
+
+class SqlRegistryStore(DeploymentMethods):
+    """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first."""
+
+    @override
+    def create_model(self, model: Model) -> Model:
+        now = utcnow()
+        try:
+            with self._writing() as session:
+                row = ModelRow(
+                    name=model.name,
+                    description=model.description,
+                    owner=model.owner,
+                    tags=dict(model.tags),
+                    task=model.task,
+                    framework=model.framework,
+                    license=model.license,
+                    source=model.source.value,
+                    next_version=1,
+                    created_at=model.created_at or now,
+                    updated_at=now,
+                )
+                session.add(row)
+                session.flush()
+                _write_model_tags(session, row.id, model.tags)
+                return model_from_row(row)
+        except IntegrityError as exc:
+            raise ModelAlreadyExists(model.name) from exc
+
+    @override
+    def find_model(self, name: str) -> Model | None:
+        with self._reading() as session:
+            row = session.scalars(select(ModelRow).where(ModelRow.name == name)).one_or_none()
+            return None if row is None else model_from_row(row)
+
+    @override
+    def list_models(
+        self, query: str | None, tags: dict[str, str], offset: int, limit: int
+    ) -> Page[Model]:
+        conditions: list[ColumnElement[bool]] = []
+        if query:
+            conditions.append(
+                or_(
+                    ModelRow.name.icontains(query, autoescape=True),
+                    ModelRow.description.icontains(query, autoescape=True),
+                )
+            )
+        for key, value in tags.items():
+            conditions.append(
+                ModelRow.id.in_(
+                    select(ModelTagRow.model_id).where(
+                        ModelTagRow.key == key, ModelTagRow.value == value
+                    )
+                )
+            )
+        with self._reading() as session:
+            total = session.scalar(select(func.count()).select_from(ModelRow).where(*conditions))
+            rows = session.scalars(
+                select(ModelRow)
+                .where(*conditions)
+                .order_by(ModelRow.name)
+                .offset(offset)
+                .limit(limit)
+            )
+            items = [model_from_row(row) for row in rows]
+        return Page(items=items, total=total or 0, offset=offset, limit=limit)
+
+    @override
+    def update_model(self, name: str, changes: dict[str, Any]) -> Model:
+        unknown = sorted(set(changes) - _UPDATABLE)
+        if unknown:
+            raise InvalidArgument(
+                f"cannot change {', '.join(unknown)} of model '{name}'; "
+                f"changeable: {', '.join(sorted(_UPDATABLE))}"
+            )
+        with self._writing() as session:
+            row = self._model_row(session, name, lock=True)
+            for key, value in changes.items():
+                if key == "tags":
+                    row.tags = dict(value)
+                    session.execute(delete(ModelTagRow).where(ModelTagRow.model_id == row.id))
+                    _write_model_tags(session, row.id, value)
+                elif key == "source":
+                    row.source = _source(value)
+                else:
+                    setattr(row, key, value)
+            row.updated_at = utcnow()
+            session.flush()
+            return model_from_row(row)
+
+    @override
+    def delete_model(self, name: str) -> None:
+        with self._writing() as session:
+            # ON DELETE CASCADE in the schema removes everything that hangs off the model.
+            deleted = session.execute(
+                delete(ModelRow).where(ModelRow.name == name).returning(ModelRow.id)
+            ).all()
+            if not deleted:
+                raise ModelNotFound(name)
+
+    @override
+    def create_version(self, draft: ModelVersion) -> ModelVersion:
+        now = utcnow()
+        with self._writing() as session:
+            # One atomic statement finds the model and takes its next number; the row stays
+            # locked until commit, so concurrent writers queue and get consecutive numbers.
+            bumped = session.execute(
+                update(ModelRow)
+                .where(ModelRow.name == draft.model)
+                .values(next_version=ModelRow.next_version + 1, updated_at=now)
+                .returning(ModelRow.id, ModelRow.next_version)
+            ).one_or_none()
+            if bumped is None:
+                raise ModelNotFound(draft.model)
+            model_id, next_version = bumped
+            row = VersionRow(
+                model_id=model_id,
+                number=next_version - 1,
+                status=draft.status.value,
+                manifest_digest=draft.manifest_digest,
+                flavor=draft.flavor,
+                description=draft.description,
+                metrics=dict(draft.metrics),
+                params=dict(draft.params),
+                tags=dict(draft.tags),
+                signature=signature_to_json(draft.signature),
+                source_uri=draft.source_uri,
+                parent_version=draft.parent_version,
+                created_by=draft.created_by,
+                created_at=draft.created_at or now,
+                deprecation_message=draft.deprecation.message if draft.deprecation else None,
+                deprecated_by=draft.deprecation.by if draft.deprecation else None,
+                deprecated_at=draft.deprecation.at if draft.deprecation else None,
+                files=files_to_json(draft.files),
+                size=draft.size or sum(f.size for f in draft.files),
+            )
+            session.add(row)
+            session.flush()
+            session.add_all(
+                VersionTagRow(version_id=row.id, key=k, value=v) for k, v in draft.tags.items()
+            )
+            return version_from_row(row, draft.model)
+
+    @override
+    def find_version(self, model: str, number: int) -> ModelVersion | None:
+        with self._reading() as session:
+            row = session.scalars(
+                select(VersionRow)
+                .join(ModelRow)
+                .where(ModelRow.name == model, VersionRow.number == number)
+            ).one_or_none()
+            if row is None:
+                self._model_id(session, model)
+                return None
+            return version_from_row(row, model)
+
+    @override
+    def list_versions(self, query: VersionQuery) -> Page[ModelVersion]:
+        conditions: list[ColumnElement[bool]] = []
+        if query.model is not None:
+            conditions.append(ModelRow.name == query.model)
+        if query.name_contains:
+            conditions.append(ModelRow.name.icontains(query.name_contains, autoescape=True))
+        if query.status is not None:
+            conditions.append(VersionRow.status == query.status.value)
+        for key, value in query.tags.items():
+            conditions.append(
+                VersionRow.id.in_(
+                    select(VersionTagRow.version_id).where(
+                        VersionTagRow.key == key, VersionTagRow.value == value
+                    )
+                )
+            )
+        # Within a model, newest is the highest number; across models, the last inserted.
+        newest_first = VersionRow.number.desc() if query.model is not None else VersionRow.id.desc()
+        with self._reading() as session:
+            if query.model is not None:
+                self._model_id(session, query.model)
+            total = session.scalar(
+                select(func.count()).select_from(VersionRow).join(ModelRow).where(*conditions)
+            )
+            rows = session.execute(
+                select(VersionRow, ModelRow.name)
+                .join(ModelRow)
+                .options(defer(VersionRow.files))
+                .where(*conditions)
+                .order_by(newest_first)
+                .offset(query.offset)
+                .limit(query.limit)
+            ).all()
+            items = [version_from_row(row, name, with_files=False) for row, name in rows]
+        return Page(items=items, total=total or 0, offset=query.offset, limit=query.limit)
+
+    @override
+    def set_deprecation(
+        self, model: str, number: int, deprecation: Deprecation | None
+    ) -> ModelVersion:
+        with self._writing() as session:
+            row = self._version_row(session, self._model_id(session, model), model, number)
+            row.deprecation_message = deprecation.message if deprecation else None
+            row.deprecated_by = deprecation.by if deprecation else None
+            row.deprecated_at = deprecation.at if deprecation else None
+            session.flush()
+            return version_from_row(row, model)
+
+    @override
+    def set_status(self, model: str, number: int, status: VersionStatus) -> ModelVersion:
+        with self._writing() as session:
+            row = self._version_row(session, self._model_id(session, model), model, number)
+            row.status = status.value
+            session.flush()
+            return version_from_row(row, model)
+
+    @override
+    def referenced_manifests(self) -> set[str]:
+        with self._reading() as session:
+            return set(session.scalars(select(VersionRow.manifest_digest).distinct()))
+
+
+def _source(value: Any) -> str:
+    try:
+        return ModelSource(value).value
+    except ValueError:
+        choices = ", ".join(s.value for s in ModelSource)
+        raise InvalidArgument(f"model source {value!r} is not one of {choices}") from None
+
+
+def _write_model_tags(session: Session, model_id: int, tags: dict[str, str]) -> None:
+    session.add_all(ModelTagRow(model_id=model_id, key=k, value=v) for k, v in tags.items())
