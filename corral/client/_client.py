@@ -183,12 +183,14 @@ class Client:
         """
         files = _collect(Path(path))
         if create_model:
-            from corral.errors import NotFound
+            from corral.errors import AlreadyExists, NotFound
 
             try:
                 self.get_model(model)
             except NotFound:
-                self.create_model(model)
+                # Another process may create it between our look and our create: fine.
+                with contextlib.suppress(AlreadyExists):
+                    self.create_model(model)
         example_value = self._example(example)
         upload_id = self.begin_upload()
         try:
