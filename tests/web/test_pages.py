@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,13 +10,13 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from corral.api.app import create_app
 from corral.config import Settings
 from corral.registry.service import RegistryService
 from corral.wiring import Corral, open_corral
+from tests.fixtures.corral import ServerThread
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
@@ -87,12 +84,6 @@ def fill(svc: RegistryService) -> None:
     svc.deprecate_version("churn", 2, "drifts on new data; move to v3", actor="carol")
     svc.create_consumer("billing", "churn", version=2, actor="dave")
     svc.create_consumer("crm", "churn", alias="champion", actor="erin")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def attr(row: str, name: str) -> str:
@@ -326,20 +317,8 @@ class LiveServer:
 @pytest.fixture
 def live_server(app: FastAPI, svc: RegistryService) -> Iterator[LiveServer]:
     """The app on a real uvicorn on 127.0.0.1 (a free port), in a background thread."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", svc)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with ServerThread(app) as server:
+        yield LiveServer(server.url, svc)
 
 
 @pytest.mark.browser

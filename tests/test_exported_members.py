@@ -1,0 +1,30 @@
+"""Each package's public names are pinned: adding or removing one is a decision."""
+
+import importlib
+
+import pytest
+
+EXPECTED = {
+    "corral": ["Client", "__version__"],
+    "corral.api": ["create_app"],
+    "corral.cli": [],
+    "corral.client": ["Client"],
+    "corral.registry": [
+        "Alias", "AliasAction", "AliasEvent", "ArtifactStore", "ConfigRevision", "Consumer",
+        "Deprecation", "FileEntry", "Manifest", "Model", "ModelSource", "ModelVersion", "Page",
+        "RegistryService", "RegistryStore", "Resolution", "Signature", "VersionStatus",
+    ],
+    "corral.store": [],
+    "corral.store.artifacts": ["FsspecArtifactStore", "manifest_digest"],
+    "corral.store.sql": ["SqlRegistryStore", "make_engine", "upgrade_database"],
+    "corral.web": ["install_pages"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(EXPECTED))
+def test_package_exports_exactly_its_pinned_names(package: str) -> None:
+    module = importlib.import_module(package)
+    assert module.__doc__, f"{package} needs a docstring saying what it owns"
+    assert sorted(module.__all__) == sorted(EXPECTED[package])
+    for name in module.__all__:
+        assert getattr(module, name) is not None
