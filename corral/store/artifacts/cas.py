@@ -12,13 +12,16 @@ Layout under the root::
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import fsspec
@@ -76,6 +79,11 @@ def _check_digest(entry: FileEntry) -> None:
         )
 
 
+@functools.cache
+def _cleaner() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="corral-staging-cleaner")
+
+
 def _fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -116,8 +124,12 @@ class FsspecArtifactStore(ArtifactStore):
 
     # -- small helpers --------------------------------------------------------------------
 
-    def _put_bytes(self, path: str, data: bytes) -> None:
-        """Write a small object whole: readers see the old bytes or the new, never a part."""
+    def _put_bytes(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        """Write a small object whole: readers see the old bytes or the new, never a part.
+
+        Staging bookkeeping skips the fsyncs (``durable=False``): after a crash an upload is
+        abandoned anyway, and ``gc`` removes what is left of it.
+        """
         if not self._local:
             self._fs.pipe_file(path, data)
             return
@@ -127,14 +139,16 @@ class FsspecArtifactStore(ArtifactStore):
         try:
             with open(tmp, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
             raise
-        _fsync_dir(folder)
+        if durable:
+            _fsync_dir(folder)
 
     def _require_upload(self, upload_id: str) -> None:
         if not _UPLOAD_ID_RE.fullmatch(upload_id) or not self._fs.exists(
@@ -153,7 +167,7 @@ class FsspecArtifactStore(ArtifactStore):
     def begin_upload(self) -> str:
         upload_id = uuid.uuid4().hex
         marker = json.dumps({"created_at": time.time()}).encode()
-        self._put_bytes(self._path("staging", upload_id, "created.json"), marker)
+        self._put_bytes(self._path("staging", upload_id, "created.json"), marker, durable=False)
         return upload_id
 
     @override
@@ -200,7 +214,9 @@ class FsspecArtifactStore(ArtifactStore):
         else:
             self._fs.mv(part, blob)  # server-side copy: the object appears whole
         body = {"path": entry.path, "sha256": entry.sha256, "size": entry.size}
-        self._put_bytes(self._entry_path(upload_id, entry.path), json.dumps(body).encode())
+        self._put_bytes(
+            self._entry_path(upload_id, entry.path), json.dumps(body).encode(), durable=False
+        )
 
     @override
     def upload_entries(self, upload_id: str) -> list[FileEntry]:
@@ -222,8 +238,16 @@ class FsspecArtifactStore(ArtifactStore):
     def discard_upload(self, upload_id: str) -> None:
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
             return
+        folder = self._path("staging", upload_id)
+        if not self._local:
+            with contextlib.suppress(FileNotFoundError):
+                self._fs.rm(folder, recursive=True)
+            return
+        # Removing the marker ends the upload at once; the folder's few leftovers go in the
+        # background, off the registration's path (and `gc` takes them if the process dies).
         with contextlib.suppress(FileNotFoundError):
-            self._fs.rm(self._path("staging", upload_id), recursive=True)
+            os.remove(self._path("staging", upload_id, "created.json"))
+        _cleaner().submit(shutil.rmtree, folder, True)
 
     # -- manifests ------------------------------------------------------------------------
 
@@ -331,6 +355,8 @@ class FsspecArtifactStore(ArtifactStore):
 
     @override
     def gc(self, referenced_manifests: Iterable[str], grace_seconds: float) -> GcReport:
+        if self._local:
+            _cleaner().submit(lambda: None).result()  # let discarded uploads finish going
         return collect_garbage(
             self._fs, self._root, set(referenced_manifests), grace_seconds, now=time.time()
         )
