@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from fastapi.responses import Response
 
-from corral.registry.codec import jsonable
 from corral.registry.entities import Deprecation
 
 
@@ -23,5 +22,6 @@ def deprecation_headers(deprecation: Deprecation | None) -> dict[str, str]:
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(jsonable(obj), ensure_ascii=False, separators=(",", ":"))
+    """Entities as JSON, encoded by orjson (it knows dataclasses, enums and datetimes)."""
+    body = orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status_code=status, media_type="application/json", headers=headers)

@@ -25,7 +25,6 @@ from corral.store.sql.tables import (
     ConfigRevisionRow,
     ConsumerRow,
     ModelRow,
-    VersionRow,
 )
 
 
@@ -75,7 +74,8 @@ def files_from_json(data: list[Any]) -> list[FileEntry]:
     return [FileEntry(path=f["path"], size=f["size"], sha256=f["sha256"]) for f in data]
 
 
-def version_from_row(row: VersionRow, model: str, with_files: bool = True) -> ModelVersion:
+def version_from_row(row: Any, model: str, with_files: bool = True) -> ModelVersion:
+    """A version from an ORM row or a plain row of the same columns."""
     deprecation = None
     if row.deprecated_at is not None:
         deprecation = Deprecation(

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 from typing_extensions import override
 
 from corral.errors import InvalidArgument
@@ -32,6 +32,9 @@ from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTa
 __all__ = ["SqlRegistryStore"]
 
 _UPDATABLE = frozenset({"description", "owner", "tags", "task", "framework", "license", "source"})
+
+
+_LISTED_COLUMNS = [c for c in VersionRow.__table__.c if c.key != "files"]
 
 
 class SqlRegistryStore(DeploymentMethods):
@@ -214,16 +217,16 @@ class SqlRegistryStore(DeploymentMethods):
             total = session.scalar(
                 select(func.count()).select_from(VersionRow).join(ModelRow).where(*conditions)
             )
+            # Plain column tuples, not ORM objects: listing is the hot path of search.
             rows = session.execute(
-                select(VersionRow, ModelRow.name)
+                select(*_LISTED_COLUMNS, ModelRow.name.label("model_name"))
                 .join(ModelRow)
-                .options(defer(VersionRow.files))
                 .where(*conditions)
                 .order_by(newest_first)
                 .offset(query.offset)
                 .limit(query.limit)
             ).all()
-            items = [version_from_row(row, name, with_files=False) for row, name in rows]
+            items = [version_from_row(row, row.model_name, with_files=False) for row in rows]
         return Page(items=items, total=total or 0, offset=query.offset, limit=query.limit)
 
     @override
