@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from functools import cache
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 from corral.errors import CorralError, Unavailable, error_class_for_code
-from corral.registry.codec import jsonable
+from corral.registry.codec import from_jsonable, jsonable
 from corral.registry.entities import (
     Alias,
     AliasEvent,
@@ -25,13 +25,6 @@ from corral.registry.entities import (
 )
 from corral.registry.ports import GcReport
 from corral.registry.service import VerifyReport, VersionRef
-
-
-@cache
-def _adapter(kind: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(kind)
 
 
 def _seg(value: str | int) -> str:
@@ -68,7 +61,7 @@ class RemoteRegistry:
         raise_for_problem(response)
         if kind is None or response.status_code == 204:
             return None
-        return _adapter(kind).validate_json(response.content)
+        return from_jsonable(kind, orjson.loads(response.content))
 
     @staticmethod
     def _m(model: str) -> str:
