@@ -8,10 +8,11 @@ in the Corral home supplies defaults. Load once in an entry point, then pass it 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,7 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["Settings", "default_home"]
+__all__ = ["Settings", "default_home", "load_settings"]
+
+# The home a `load_settings(home=...)` call is for, so that its corral.toml is read too.
+_HOME: ContextVar[Path | None] = ContextVar("corral_home", default=None)
 
 
 def default_home() -> Path:
@@ -71,6 +75,15 @@ class Settings(BaseSettings):
         default=None,
         description="Corral server the CLI talks to; unset means the local home directly.",
     )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where the SDK caches verified versions it fetched; default <home>/cache.",
+    )
+
+    @field_validator("home", "cache_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @classmethod
     def settings_customise_sources(
@@ -81,7 +94,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        home_toml = Path(os.environ.get("CORRAL_HOME", str(default_home()))) / "corral.toml"
+        home = _HOME.get() or Path(os.environ.get("CORRAL_HOME", str(default_home())))
+        home_toml = home.expanduser() / "corral.toml"
         return (
             init_settings,
             env_settings,
@@ -96,3 +110,19 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_url(self) -> str:
         return self.artifact_url or str(self.home / "artifacts")
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return self.cache_dir or self.home / "cache"
+
+
+def load_settings(home: Path | str | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment and corral.toml files; ``home`` reads its own toml too."""
+    if home is None:
+        return Settings(**overrides)
+    path = Path(home).expanduser()
+    token = _HOME.set(path)
+    try:
+        return Settings(home=path, **overrides)
+    finally:
+        _HOME.reset(token)

@@ -99,6 +99,10 @@ _BY_CODE: dict[str, type[CorralError]] = {
 }
 
 
+# A request the HTTP layer could not parse (422) is an invalid argument to the SDK too.
+_BY_CODE["invalid_request"] = InvalidArgument
+
+
 def error_class_for_code(code: str) -> type[CorralError]:
     """The error class for a stable code; ``CorralError`` for an unknown one."""
     return _BY_CODE.get(code, CorralError)

@@ -49,6 +49,9 @@ def open_corral(settings: Settings, *, migrate: bool = True) -> Corral:
         settings.resolved_artifact_url, dict(settings.artifact_options) or None
     )
     registry = RegistryService(
-        SqlRegistryStore(engine), artifacts, max_upload_bytes=settings.max_upload_bytes
+        SqlRegistryStore(engine),
+        artifacts,
+        max_upload_bytes=settings.max_upload_bytes,
+        staging_grace_seconds=settings.staging_grace_seconds,
     )
     return Corral(settings=settings, registry=registry, engine=engine)

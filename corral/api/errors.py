@@ -18,6 +18,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "already_exists": 409,
     "invalid_argument": 400,
+    "invalid_request": 422,
     "conflict": 409,
     "integrity_error": 409,
     "unauthenticated": 401,
@@ -52,13 +53,24 @@ async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    """Bodies and parameters FastAPI could not parse: 400 for broken JSON, 422 otherwise."""
     assert isinstance(exc, RequestValidationError)
+    problems = exc.errors()
+    broken = next((e for e in problems if e.get("type") == "json_invalid"), None)
+    if broken is not None:
+        where = broken.get("ctx", {}).get("error", "")
+        detail = f"the request body is not valid JSON ({where})" if where else ""
+        return problem(
+            400,
+            "Malformed JSON",
+            detail or "the request body is not valid JSON",
+            "invalid_argument",
+        )
     errors = [
-        {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "")}
-        for e in exc.errors()
+        {"field": _where(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in problems
     ]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
-    return problem(422, "Invalid request", detail, "invalid_argument", errors=errors)
+    return problem(422, "Invalid request", detail, "invalid_request", errors=errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -85,4 +85,4 @@ class ConsumerUpdate(_Body):
 
 
 class GcRequest(_Body):
-    grace_seconds: float = 3600.0
+    grace_seconds: float | None = None

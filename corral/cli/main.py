@@ -21,22 +21,26 @@ app = typer.Typer(
 class State:
     server: str | None = None
     home: Path | None = None
+    debug: bool = False
     _client: Any = None
 
     def client(self) -> Any:
         if self._client is None:
             from corral.client import Client
-            from corral.config import Settings
 
-            settings = Settings(home=self.home) if self.home else Settings()
+            settings = self.settings()
             url = self.server or settings.server_url
-            self._client = Client(url) if url else Client(settings=settings)
+            self._client = (
+                Client(url, cache_dir=settings.resolved_cache_dir)
+                if url
+                else Client(settings=settings)
+            )
         return self._client
 
     def settings(self) -> Any:
-        from corral.config import Settings
+        from corral.config import load_settings
 
-        return Settings(home=self.home) if self.home else Settings()
+        return load_settings(self.home)
 
 
 state = State()
@@ -50,9 +54,13 @@ def _root(
     home: Path | None = typer.Option(
         None, "--home", envvar="CORRAL_HOME", help="Corral home folder (default ~/.corral)"
     ),
+    debug: bool = typer.Option(
+        False, "--debug", envvar="CORRAL_DEBUG", help="Show tracebacks of unexpected errors."
+    ),
 ) -> None:
     state.server = server
     state.home = home
+    state.debug = debug
 
 
 def _register_subcommands() -> None:
@@ -75,6 +83,14 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
+    except Exception as exc:  # the top: anything else is a bug or the environment
+        if state.debug:
+            raise
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}: {str(exc)[:2000]}\n"
+            "(run with --debug or CORRAL_DEBUG=1 to see the traceback)\n"
+        )
+        sys.exit(1)
     finally:
         if state._client is not None:
             state._client.close()

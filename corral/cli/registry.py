@@ -24,6 +24,12 @@ def _fmt_metrics(values: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:.4g}" for k, v in values.items())
 
 
+def _config_move(event: Any) -> str:
+    before = f"{event.from_config}@{event.from_config_revision}" if event.from_config else "-"
+    after = f"{event.to_config}@{event.to_config_revision}" if event.to_config else "-"
+    return "" if before == after == "-" else f"{before} -> {after}"
+
+
 def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
@@ -220,11 +226,15 @@ def install(app: typer.Typer, state: Any) -> None:
     def version_deprecate(
         name: str,
         ref: str,
-        message: str = typer.Option("", "--message", "-m", help="What consumers should do."),
+        message: str = typer.Option(
+            "", "--message", "-m", help="What consumers should do (required unless --undo)."
+        ),
         undo: bool = typer.Option(False, "--undo", help="Lift the deprecation."),
         as_json: bool = JSON,
     ) -> None:
         """Deprecate a version: it keeps serving and says so."""
+        if not undo and not message.strip():
+            raise InvalidArgument("give --message: tell consumers what to do instead")
         client = state.client()
         version = (
             client.undeprecate_version(name, ref)
@@ -302,7 +312,7 @@ def install(app: typer.Typer, state: Any) -> None:
             return o.emit_json(page)
         o.table(
             f"alias history of {name}",
-            ["when", "alias", "action", "from", "to", "by", "reason"],
+            ["when", "alias", "action", "from", "to", "config", "by", "reason"],
             [
                 (
                     _when(e.at),
@@ -310,6 +320,7 @@ def install(app: typer.Typer, state: Any) -> None:
                     e.action.value,
                     e.from_version,
                     e.to_version,
+                    _config_move(e),
                     e.actor,
                     e.reason,
                 )

@@ -83,13 +83,14 @@ def install(app: typer.Typer, state: Any) -> None:
     @app.command("gc")
     def gc(
         grace: float | None = typer.Option(
-            None, "--grace", help="Seconds: leave younger data alone (default from settings)."
+            None,
+            "--grace",
+            help="Seconds: leave younger data alone (default: the configured grace).",
         ),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Remove abandoned uploads and stored bytes no version references."""
-        seconds = grace if grace is not None else state.settings().staging_grace_seconds
-        report = state.client().gc(seconds)
+        report = state.client().gc(grace)  # None: the store's (or server's) own setting
         if as_json:
             return o.emit_json(report)
         o.out.print(

@@ -106,19 +106,21 @@ class Client:
             self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
             self._backend: Any = RemoteRegistry(self._http)
             self.url: str | None = url
-            self.cache_dir = Path(os.environ.get("CORRAL_CACHE", Path.home() / ".cache" / "corral"))
+            self.cache_dir = Path.home() / ".cache" / "corral"
             self._actor = ""
         else:
             from corral.config import Settings
             from corral.wiring import default_actor, open_corral
 
             if home is not None:
-                settings = (settings or Settings()).model_copy(update={"home": Path(home)})
+                from corral.config import load_settings
+
+                settings = load_settings(Path(home))
             assert settings is not None
             self._corral = open_corral(settings)
             self._backend = self._corral.registry
             self.url = None
-            self.cache_dir = settings.home / "cache"
+            self.cache_dir = settings.resolved_cache_dir
             self._actor = actor or default_actor(settings)
         if cache_dir is not None:
             self.cache_dir = Path(cache_dir)

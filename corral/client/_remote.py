@@ -293,6 +293,6 @@ class RemoteRegistry:
     def resolve(self, model: str, ref: VersionRef) -> Resolution:
         return self._call("GET", f"{self._m(model)}/resolve/{_seg(ref)}", Resolution)  # type: ignore[no-any-return]
 
-    def gc(self, grace_seconds: float) -> GcReport:
+    def gc(self, grace_seconds: float | None = None) -> GcReport:
         body = {"grace_seconds": grace_seconds}
         return self._call("POST", "/api/v1/gc", GcReport, json=body, timeout=None)  # type: ignore[no-any-return]

@@ -12,14 +12,44 @@ from corral.errors import NotFound
 Say = Callable[[str], None]
 
 
-def _datasets() -> dict[str, Any]:
+def _complete(client: Any, name: str) -> bool:
+    """Whether a demo model exists whole; a half-built demo model is deleted."""
+    try:
+        model = client.get_model(name)
+    except NotFound:
+        return False
+    if model.tags.get("demo") != "true":
+        return True  # someone's own model of that name: never touch it
+    if len(client.list_consumers(name)) == 2:
+        return True
+    client.delete_model(name)
+    return False
+
+
+def _datasets() -> dict[str, tuple[Any, str, str]]:
     from sklearn import datasets
 
     return {
-        "iris-classifier": (datasets.load_iris(), "classification"),
-        "wine-classifier": (datasets.load_wine(), "classification"),
-        "breast-cancer-screening": (datasets.load_breast_cancer(), "classification"),
-        "diabetes-progression": (datasets.load_diabetes(), "regression"),
+        "iris-classifier": (
+            datasets.load_iris(),
+            "classification",
+            "Iris species from sepal and petal measurements",
+        ),
+        "wine-classifier": (
+            datasets.load_wine(),
+            "classification",
+            "Grape cultivar of a wine from its chemical analysis",
+        ),
+        "breast-cancer-screening": (
+            datasets.load_breast_cancer(),
+            "classification",
+            "Malignant or benign tumour from digitised biopsy images",
+        ),
+        "diabetes-progression": (
+            datasets.load_diabetes(),
+            "regression",
+            "Disease progression one year after baseline",
+        ),
     }
 
 
@@ -73,22 +103,20 @@ def _score(task: str, estimator: Any, x: Any, y: Any) -> dict[str, float]:
 def seed_demo(client: Any, say: Say = lambda _: None) -> list[str]:
     """Fill a Corral with demo models, versions, aliases, a config and consumers.
 
-    Models that already exist are left alone, so running it twice changes nothing.
+    Complete demo models are left alone, so running it twice changes nothing; a demo
+    model left half-built by an interrupted run is rebuilt.
     """
     import skops.io
     from sklearn.model_selection import train_test_split
 
     created: list[str] = []
-    for name, (bunch, task) in _datasets().items():
-        try:
-            client.get_model(name)
+    for name, (bunch, task, description) in _datasets().items():
+        if _complete(client, name):
             say(f"model '{name}' already exists: left as it is")
             continue
-        except NotFound:
-            pass
         client.create_model(
             name,
-            description=bunch.DESCR.strip().splitlines()[0][:200].strip(" .:*"),
+            description=description,
             task=task,
             framework="scikit-learn",
             license="BSD-3-Clause",

@@ -116,11 +116,13 @@ class RegistryService:
         artifacts: ArtifactStore,
         *,
         max_upload_bytes: int = 64 * 1024**3,
+        staging_grace_seconds: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.max_upload_bytes = max_upload_bytes
+        self.staging_grace_seconds = staging_grace_seconds
         self._clock = clock
 
     # -- models -----------------------------------------------------------------------
@@ -658,8 +660,14 @@ class RegistryService:
             status=version.status,
         )
 
-    def gc(self, grace_seconds: float) -> GcReport:
-        """Remove abandoned staging data and bytes no version references."""
+    def gc(self, grace_seconds: float | None = None) -> GcReport:
+        """Remove abandoned staging data and bytes no version references.
+
+        Args:
+            grace_seconds: leave data younger than this alone (default: the configured grace).
+        """
+        if grace_seconds is None:
+            grace_seconds = self.staging_grace_seconds
         if grace_seconds < 0:
             raise InvalidArgument("grace period must be 0 seconds or more")
         return self.artifacts.gc(self.store.referenced_manifests(), grace_seconds)

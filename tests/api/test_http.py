@@ -83,8 +83,8 @@ def test_malformed_and_invalid_bodies_are_problems(api: httpx.Client) -> None:
     response = api.post(
         "/api/v1/models", content=b"{not json", headers={"content-type": "application/json"}
     )
-    _assert_problem(response, 422, "invalid_argument")
-    _assert_problem(api.post("/api/v1/models", json={"nme": "x"}), 422, "invalid_argument", "name")
+    _assert_problem(response, 400, "invalid_argument", "not valid JSON")
+    _assert_problem(api.post("/api/v1/models", json={"nme": "x"}), 422, "invalid_request", "name")
     _assert_problem(api.get("/api/v1/models?limit=0"), 400, "invalid_argument", "limit")
     _assert_problem(api.get("/api/v1/nowhere"), 404, "not_found", "/api/v1/nowhere")
     _assert_problem(api.get("/api/v1/versions?tag=novalue"), 400, "invalid_argument", "key=value")

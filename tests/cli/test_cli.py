@@ -41,7 +41,7 @@ class Cli:
 @pytest.fixture(params=["local", "server"])
 def cli(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cli]:
     home = tmp_path / "home"
-    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "CORRAL_HOME": str(home), "CORRAL_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("CORRAL_SERVER_URL", None)
     if request.param == "local":
         yield Cli([], env)
@@ -163,3 +163,25 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "home" / "corral.db").exists()
+
+
+def test_an_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CORRAL_HOME": str(tmp_path),
+        "CORRAL_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "corral", "model", "list"],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: unexpected OperationalError")
+    assert "Traceback" not in done.stderr
+
+
+def test_gc_keeps_young_data_by_default(cli: Cli, model_dir: Path) -> None:
+    cli.run("register", "churn", str(model_dir))
+    cli.run("model", "delete", "churn", "--yes")
+    assert cli.json("gc")["blobs_removed"] == 0  # within the default grace period
+    assert cli.json("gc", "--grace", "0")["blobs_removed"] == 2

@@ -28,7 +28,7 @@ CLI_TIMEOUT = 180.0
 def corral_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment minus the caller's CORRAL_* settings, with a private SDK cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
-    env["CORRAL_CACHE"] = str(tmp_path / "sdk-cache")
+    env["CORRAL_CACHE_DIR"] = str(tmp_path / "sdk-cache")
     env.update(extra)
     return env
 

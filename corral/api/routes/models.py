@@ -203,5 +203,6 @@ async def download_file(
 
 
 @router.post("/gc", tags=["server"], response_model=GcReport)
-def gc(body: GcRequest, svc: RegistryService = Depends(registry)) -> Response:
-    return json_response(svc.gc(body.grace_seconds))
+def gc(body: GcRequest | None = None, svc: RegistryService = Depends(registry)) -> Response:
+    """Remove abandoned uploads and unreferenced bytes (default grace: the server's setting)."""
+    return json_response(svc.gc(body.grace_seconds if body else None))
