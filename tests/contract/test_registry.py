@@ -214,3 +214,17 @@ def test_delete_model_removes_everything_and_gc_frees_the_bytes(
     report = client.gc(0)
     assert report.blobs_removed == 1
     assert report.manifests_removed == 1
+
+
+def test_search_versions_by_several_tags_and_a_model(client: Client, tmp_path: Path) -> None:
+    for i, (team, stage) in enumerate([("a", "prod"), ("a", "dev"), ("b", "prod"), ("a", "prod")]):
+        _register(client, "churn" if i < 3 else "fraud", tmp_path, bytes([i]),
+                  tags={"team": team, "stage": stage})  # fmt: skip
+    both = client.search_versions(tags={"team": "a", "stage": "prod"})
+    assert [(v.model, v.number) for v in both.items] == [("fraud", 1), ("churn", 1)]
+    assert both.total == 2
+    one_model = client.search_versions(model="churn", tags={"team": "a", "stage": "prod"})
+    assert [(v.model, v.number) for v in one_model.items] == [("churn", 1)]
+    assert client.search_versions(name_contains="zzz").total == 0
+    paged = client.search_versions(tags={"team": "a"}, limit=1, offset=1)
+    assert (paged.total, [(v.model, v.number) for v in paged.items]) == (3, [("churn", 2)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import override
@@ -194,33 +194,66 @@ class SqlRegistryStore(DeploymentMethods):
 
     @override
     def list_versions(self, query: VersionQuery) -> Page[ModelVersion]:
-        conditions: list[ColumnElement[bool]] = []
-        if query.model is not None:
-            conditions.append(ModelRow.name == query.model)
-        if query.name_contains:
-            conditions.append(ModelRow.name.icontains(query.name_contains, autoescape=True))
-        if query.status is not None:
-            conditions.append(VersionRow.status == query.status.value)
-        for key, value in query.tags.items():
-            conditions.append(
-                VersionRow.id.in_(
-                    select(VersionTagRow.version_id).where(
-                        VersionTagRow.key == key, VersionTagRow.value == value
-                    )
-                )
-            )
-        # Within a model, newest is the highest number; across models, the last inserted.
-        newest_first = VersionRow.number.desc() if query.model is not None else VersionRow.id.desc()
         with self._reading() as session:
+            model_ids: list[int] | None = None
             if query.model is not None:
-                self._model_id(session, query.model)
+                model_ids = [self._model_id(session, query.model)]
+            if query.name_contains:
+                # The models table is small: resolve the names first, then use the
+                # (model_id, number) index instead of joining every version to its model.
+                matching = session.scalars(
+                    select(ModelRow.id).where(
+                        ModelRow.name.icontains(query.name_contains, autoescape=True)
+                    )
+                ).all()
+                model_ids = [i for i in matching if model_ids is None or i in model_ids]
+            if model_ids == []:
+                return Page(items=[], total=0, offset=query.offset, limit=query.limit)
+            conditions: list[ColumnElement[bool]] = []
+            if model_ids is not None:
+                conditions.append(VersionRow.model_id.in_(model_ids))
+            if query.status is not None:
+                conditions.append(VersionRow.status == query.status.value)
+            driver = self._tag_driver(session, query.tags)
+            if driver is None:
+                source: Any = VersionRow.__table__
+                id_column: Any = VersionRow.id
+                count_source = source
+            else:
+                # The rarest tag drives: its index yields matching ids already in order; each
+                # other tag is a join on the covering (key, value, version_id) index.
+                tags = VersionTagRow.__table__
+                tagged: Any = tags
+                for n, (key, value) in enumerate(query.tags.items()):
+                    if (key, value) == driver:
+                        continue
+                    other = tags.alias(f"tag_{n}")
+                    tagged = tagged.join(
+                        other,
+                        and_(
+                            other.c.version_id == tags.c.version_id,
+                            other.c.key == key,
+                            other.c.value == value,
+                        ),
+                    )
+                source = tagged.join(VersionRow.__table__, tags.c.version_id == VersionRow.id)
+                id_column = tags.c.version_id
+                # Tag rows exist only for live versions: without other filters, skip the join.
+                count_source = source if conditions else tagged
+                conditions += [tags.c.key == driver[0], tags.c.value == driver[1]]
+            # Within one model, newest is the highest number; across models, the last inserted.
+            newest_first = (
+                VersionRow.number.desc()
+                if model_ids is not None and len(model_ids) == 1 and driver is None
+                else id_column.desc()
+            )
             total = session.scalar(
-                select(func.count()).select_from(VersionRow).join(ModelRow).where(*conditions)
+                select(func.count()).select_from(count_source).where(*conditions)
             )
             # Plain column tuples, not ORM objects: listing is the hot path of search.
             rows = session.execute(
                 select(*_LISTED_COLUMNS, ModelRow.name.label("model_name"))
-                .join(ModelRow)
+                .select_from(source.join(ModelRow.__table__, ModelRow.id == VersionRow.model_id))
                 .where(*conditions)
                 .order_by(newest_first)
                 .offset(query.offset)
@@ -228,6 +261,22 @@ class SqlRegistryStore(DeploymentMethods):
             ).all()
             items = [version_from_row(row, row.model_name, with_files=False) for row in rows]
         return Page(items=items, total=total or 0, offset=query.offset, limit=query.limit)
+
+    @staticmethod
+    def _tag_driver(session: Session, tags: dict[str, str]) -> tuple[str, str] | None:
+        """The (key, value) with the fewest versions, counted on the tag index."""
+        if len(tags) <= 1:
+            return next(iter(tags.items()), None)
+        counts = {
+            (key, value): session.scalar(
+                select(func.count())
+                .select_from(VersionTagRow)
+                .where(VersionTagRow.key == key, VersionTagRow.value == value)
+            )
+            or 0
+            for key, value in tags.items()
+        }
+        return min(counts, key=lambda pair: counts[pair])
 
     @override
     def set_deprecation(
