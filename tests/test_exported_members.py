@@ -14,6 +14,11 @@ EXPECTED = {
         "Deprecation", "FileEntry", "Manifest", "Model", "ModelSource", "ModelVersion", "Page",
         "RegistryService", "RegistryStore", "Resolution", "Signature", "VersionStatus",
     ],
+    "corral.serving": [
+        "FLAVORS", "ArrayPredictor", "Flavor", "MissingDependency", "ModelRuntime", "Predictor",
+        "RuntimeStats", "UnknownFlavor", "UntrustedModel", "VersionFiles", "detect_flavor",
+        "get_flavor", "load_predictor", "to_matrix",
+    ],
     "corral.store": [],
     "corral.store.artifacts": ["FsspecArtifactStore", "manifest_digest"],
     "corral.store.sql": ["SqlRegistryStore", "make_engine", "upgrade_database"],

@@ -8,12 +8,13 @@ from corral.errors import InvalidArgument
 from corral.registry.service import RegistryService
 
 
-def registry(request: Request) -> RegistryService:
+# Dependencies are async on purpose: a plain `def` would cost a thread hop per request.
+async def registry(request: Request) -> RegistryService:
     service: RegistryService = request.app.state.corral.registry
     return service
 
 
-def actor(x_corral_actor: str | None = Header(default=None)) -> str:
+async def actor(x_corral_actor: str | None = Header(default=None)) -> str:
     """Who is calling; until identities exist (the security issue) a self-declared name."""
     if x_corral_actor is None:
         return "anonymous"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral.errors import IntegrityError, InvalidArgument
+from corral.errors import AlreadyExists, IntegrityError, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, ModelVersion
 
 if TYPE_CHECKING:
@@ -184,15 +184,6 @@ class Client:
         ``progress(label, total_bytes)`` returns a callback fed with byte counts.
         """
         files = _collect(Path(path))
-        if create_model:
-            from corral.errors import AlreadyExists, NotFound
-
-            try:
-                self.get_model(model)
-            except NotFound:
-                # Another process may create it between our look and our create: fine.
-                with contextlib.suppress(AlreadyExists):
-                    self.create_model(model)
         example_value = self._example(example)
         upload_id = self.begin_upload()
         try:
@@ -204,23 +195,38 @@ class Client:
 
                 payload = json.dumps(example_value).encode()
                 self.upload_file(upload_id, "input_example.json", iter([payload]))
-            return self.create_version(  # type: ignore[no-any-return]
-                model,
-                upload_id,
-                flavor=flavor,
-                metrics=metrics,
-                params=params,
-                tags=tags,
-                description=description,
-                example=example_value,
-                source_uri=source_uri,
-                parent_version=parent_version,
-                alias=alias,
-            )
+            fields = {
+                "flavor": flavor,
+                "metrics": metrics,
+                "params": params,
+                "tags": tags,
+                "description": description,
+                "example": example_value,
+                "source_uri": source_uri,
+                "parent_version": parent_version,
+                "alias": alias,
+            }
+            try:
+                return self.create_version(model, upload_id, **fields)  # type: ignore[no-any-return]
+            except NotFound:
+                if not create_model or self._model_exists(model):
+                    raise
+            # First version of a new model: create it (another process may be doing the
+            # same, which is fine) and publish the upload, still staged, again.
+            with contextlib.suppress(AlreadyExists):
+                self.create_model(model)
+            return self.create_version(model, upload_id, **fields)  # type: ignore[no-any-return]
         except BaseException:
             with contextlib.suppress(Exception):
                 self.discard_upload(upload_id)
             raise
+
+    def _model_exists(self, model: str) -> bool:
+        try:
+            self.get_model(model)
+        except NotFound:
+            return False
+        return True
 
     @staticmethod
     def _example(example: Any) -> Any:

@@ -1,0 +1,29 @@
+"""Serving: turning a version's files into a predictor, and keeping predictors loaded.
+
+Owns the flavors (``sklearn`` via skops, ``onnx``, ``xgboost``, ``lightgbm``, and the
+code-bearing ``python``, ``pickle`` and ``joblib`` that load only for trusted versions),
+the ``Predictor`` protocol with its input layout, and ``ModelRuntime``, the memory-bounded
+LRU cache of loaded versions. Knows nothing of HTTP or of where files are stored.
+"""
+
+from corral.serving.errors import MissingDependency, UnknownFlavor, UntrustedModel
+from corral.serving.flavors import FLAVORS, Flavor, detect_flavor, get_flavor, load_predictor
+from corral.serving.predictor import ArrayPredictor, Predictor, to_matrix
+from corral.serving.runtime import ModelRuntime, RuntimeStats, VersionFiles
+
+__all__ = [
+    "FLAVORS",
+    "ArrayPredictor",
+    "Flavor",
+    "MissingDependency",
+    "ModelRuntime",
+    "Predictor",
+    "RuntimeStats",
+    "UnknownFlavor",
+    "UntrustedModel",
+    "VersionFiles",
+    "detect_flavor",
+    "get_flavor",
+    "load_predictor",
+    "to_matrix",
+]
