@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from corral.registry.errors import ModelNotFound, VersionNotFound
@@ -31,6 +31,12 @@ class SessionBase(RegistryStore):
             yield session
 
     @contextmanager
+    def _reading_rows(self) -> Iterator[Connection]:
+        """A read transaction for Core statements: no ORM session to set up on hot paths."""
+        with self._engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
     def _writing(self) -> Iterator[Session]:
         with self._sessions() as session, session.begin():
             # Procuring the connection with this option is what makes SQLite BEGIN IMMEDIATE.
@@ -49,7 +55,7 @@ class SessionBase(RegistryStore):
         return row
 
     @staticmethod
-    def _model_id(session: Session, name: str) -> int:
+    def _model_id(session: Session | Connection, name: str) -> int:
         model_id = session.scalar(select(ModelRow.id).where(ModelRow.name == name))
         if model_id is None:
             raise ModelNotFound(name)

@@ -21,14 +21,13 @@ from corral.registry.entities import (
 )
 from corral.store.sql.tables import (
     AliasEventRow,
-    AliasRow,
     ConfigRevisionRow,
     ConsumerRow,
-    ModelRow,
 )
 
 
-def model_from_row(row: ModelRow) -> Model:
+def model_from_row(row: Any) -> Model:
+    """A model from an ORM row or a plain row of the same columns."""
     return Model(
         name=row.name,
         description=row.description,
@@ -102,7 +101,8 @@ def version_from_row(row: Any, model: str, with_files: bool = True) -> ModelVers
     )
 
 
-def alias_from_row(row: AliasRow, model: str) -> Alias:
+def alias_from_row(row: Any, model: str) -> Alias:
+    """An alias from an ORM row or a plain row of the same columns."""
     return Alias(
         model=model,
         name=row.name,

@@ -42,8 +42,12 @@ from corral.store.sql.tables import (
 class DeploymentMethods(SessionBase):
     @override
     def find_alias(self, model: str, alias: str) -> Alias | None:
-        with self._reading() as session:
-            row = _alias_row(session, self._model_id(session, model), alias)
+        with self._reading_rows() as connection:
+            row = connection.execute(
+                select(AliasRow.__table__).where(
+                    AliasRow.model_id == self._model_id(connection, model), AliasRow.name == alias
+                )
+            ).one_or_none()
             return None if row is None else alias_from_row(row, model)
 
     @override

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import override
@@ -67,8 +67,10 @@ class SqlRegistryStore(DeploymentMethods):
 
     @override
     def find_model(self, name: str) -> Model | None:
-        with self._reading() as session:
-            row = session.scalars(select(ModelRow).where(ModelRow.name == name)).one_or_none()
+        with self._reading_rows() as connection:
+            row = connection.execute(
+                select(ModelRow.__table__).where(ModelRow.name == name)
+            ).one_or_none()
             return None if row is None else model_from_row(row)
 
     @override
@@ -181,10 +183,10 @@ class SqlRegistryStore(DeploymentMethods):
 
     @override
     def find_version(self, model: str, number: int) -> ModelVersion | None:
-        with self._reading() as session:
-            row = session.scalars(
-                select(VersionRow)
-                .join(ModelRow)
+        with self._reading_rows() as session:
+            row = session.execute(
+                select(VersionRow.__table__)
+                .join(ModelRow.__table__, ModelRow.id == VersionRow.model_id)
                 .where(ModelRow.name == model, VersionRow.number == number)
             ).one_or_none()
             if row is None:
@@ -194,18 +196,22 @@ class SqlRegistryStore(DeploymentMethods):
 
     @override
     def list_versions(self, query: VersionQuery) -> Page[ModelVersion]:
-        with self._reading() as session:
+        with self._reading_rows() as session:
             model_ids: list[int] | None = None
             if query.model is not None:
                 model_ids = [self._model_id(session, query.model)]
             if query.name_contains:
                 # The models table is small: resolve the names first, then use the
                 # (model_id, number) index instead of joining every version to its model.
-                matching = session.scalars(
-                    select(ModelRow.id).where(
-                        ModelRow.name.icontains(query.name_contains, autoescape=True)
+                matching = (
+                    session.execute(
+                        select(ModelRow.id).where(
+                            ModelRow.name.icontains(query.name_contains, autoescape=True)
+                        )
                     )
-                ).all()
+                    .scalars()
+                    .all()
+                )
                 model_ids = [i for i in matching if model_ids is None or i in model_ids]
             if model_ids == []:
                 return Page(items=[], total=0, offset=query.offset, limit=query.limit)
@@ -263,7 +269,7 @@ class SqlRegistryStore(DeploymentMethods):
         return Page(items=items, total=total or 0, offset=query.offset, limit=query.limit)
 
     @staticmethod
-    def _tag_driver(session: Session, tags: dict[str, str]) -> tuple[str, str] | None:
+    def _tag_driver(session: Connection, tags: dict[str, str]) -> tuple[str, str] | None:
         """The (key, value) with the fewest versions, counted on the tag index."""
         if len(tags) <= 1:
             return next(iter(tags.items()), None)
