@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -30,35 +31,61 @@ def from_jsonable(kind: Any, data: Any) -> Any:
     """Rebuild a value of type ``kind`` (entities, their containers) from its JSON form.
 
     The inverse of ``jsonable`` for the registry's own types: dataclasses, ``list[T]``,
-    ``dict[str, T]``, ``T | None``, enums, datetimes and plain scalars.
+    ``dict[str, T]``, ``T | None``, enums, datetimes and plain scalars. A decoder is built
+    once per type, so decoding a page of versions is a few attribute copies per field.
     """
-    if data is None:
-        return None
+    decode = _decoder(kind)
+    return data if decode is None else decode(data)
+
+
+Decoder = Callable[[Any], Any] | None  # None: the JSON value is already the value
+
+
+@functools.cache
+def _decoder(kind: Any) -> Decoder:
     origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
     if origin is list:
-        (item,) = typing.get_args(kind)
-        return [from_jsonable(item, v) for v in data]
+        item = _decoder(args[0])
+        if item is None:
+            return None
+        return lambda data: None if data is None else [item(v) for v in data]
     if origin is dict:
-        _, item = typing.get_args(kind)
-        return {k: from_jsonable(item, v) for k, v in data.items()}
+        value = _decoder(args[1])
+        if value is None:
+            return None
+        return lambda data: None if data is None else {k: value(v) for k, v in data.items()}
     if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(kind) if a is not type(None)]
-        return from_jsonable(options[0], data) if len(options) == 1 else data
-    if isinstance(origin, type) and dataclasses.is_dataclass(origin):  # e.g. Page[Model]
-        generic: Any = origin
-        hints = _hints(generic, typing.get_args(kind))
-        return generic(**{k: from_jsonable(hints[k], v) for k, v in data.items() if k in hints})
+        options = [a for a in args if a is not type(None)]
+        return _decoder(options[0]) if len(options) == 1 else None
+    target = origin if origin is not None else kind
+    if isinstance(target, type) and dataclasses.is_dataclass(target):
+        return _dataclass_decoder(target, args)
     if isinstance(kind, type):
-        if dataclasses.is_dataclass(kind):
-            hints = _hints(kind, ())
-            return kind(**{k: from_jsonable(hints[k], v) for k, v in data.items() if k in hints})
         if issubclass(kind, Enum):
-            return kind(data)
+            return lambda data: None if data is None else kind(data)
         if kind is datetime:
-            return datetime.fromisoformat(data)
+            return lambda data: None if data is None else datetime.fromisoformat(data)
         if kind is float:
-            return float(data)
-    return data
+            return lambda data: None if data is None else float(data)
+    return None
+
+
+def _dataclass_decoder(cls: Any, args: tuple[Any, ...]) -> Callable[[Any], Any]:
+    hints = _hints(cls, args)
+    plain = [name for name, hint in hints.items() if _decoder(hint) is None]
+    converted = [(name, _decoder(hint)) for name, hint in hints.items() if name not in plain]
+
+    def decode(data: Any) -> Any:
+        if data is None:
+            return None
+        values = {name: data[name] for name in plain if name in data}
+        for name, convert in converted:
+            if name in data:
+                values[name] = convert(data[name])  # type: ignore[misc]
+        return cls(**values)
+
+    return decode
 
 
 @functools.cache
