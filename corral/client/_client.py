@@ -209,10 +209,11 @@ class Client:
             try:
                 return self.create_version(model, upload_id, **fields)  # type: ignore[no-any-return]
             except NotFound:
-                if not create_model or self._model_exists(model):
+                if not create_model:
                     raise
-            # First version of a new model: create it (another process may be doing the
-            # same, which is fine) and publish the upload, still staged, again.
+            # Maybe the first version of a new model: create it (another process may just
+            # have, which is fine) and publish the upload, still staged, again. Any other
+            # missing thing (a parent version) fails the same way the second time.
             with contextlib.suppress(AlreadyExists):
                 self.create_model(model)
             return self.create_version(model, upload_id, **fields)  # type: ignore[no-any-return]
@@ -220,13 +221,6 @@ class Client:
             with contextlib.suppress(Exception):
                 self.discard_upload(upload_id)
             raise
-
-    def _model_exists(self, model: str) -> bool:
-        try:
-            self.get_model(model)
-        except NotFound:
-            return False
-        return True
 
     @staticmethod
     def _example(example: Any) -> Any:
