@@ -192,3 +192,28 @@ def dir_size(path: Path) -> int:
 
 if __name__ == "__main__":  # pragma: no cover - smoke check
     print(json.dumps(machine()), file=sys.stderr)
+
+
+def start_corral_server(home: Path) -> tuple[subprocess.Popen, str]:
+    """`corral server` on a free loopback port for ``home``; its log beside the home."""
+    port = free_port()
+    env = dict(os.environ, CORRAL_HOME=str(home))
+    env.pop("CORRAL_SERVER_URL", None)
+    log = (home.parent / "corral-server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from corral.cli.main import main; main()",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return proc, f"http://127.0.0.1:{port}"

@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Recorder, bounded, free_port, make_model, stop, time_cold, wait_http
+from common import Recorder, bounded, make_model, start_corral_server, stop, time_cold, wait_http
 
 COLD_SCRIPT = r"""
 import time
@@ -49,30 +48,6 @@ t4 = time.perf_counter()
 print(json.dumps({"import_s": t1 - t0, "client_s": t2 - t1, "resolve_s": t3 - t2,
                   "fetch_s": t4 - t3, "version": r.version, "files": files}))
 """
-
-
-def start_server(home: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = dict(os.environ, CORRAL_HOME=str(home))
-    env.pop("CORRAL_SERVER_URL", None)
-    log = (home.parent / "corral-server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from corral.cli.main import main; main()",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return proc, f"http://127.0.0.1:{port}"
 
 
 def main() -> None:
@@ -104,7 +79,7 @@ def main() -> None:
     )
     try:
         if args.mode == "server":
-            server, url = start_server(home)
+            server, url = start_corral_server(home)
             rec.add("server_start", wait_http(f"{url}/api/v1/health", timeout_s=120, proc=server))
             client = corral.Client(url, cache_dir=tmp / "cache")
             target = url

@@ -11,9 +11,7 @@ Prints one JSON line per operation (median, p95, n in ms) and appends them to ``
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Recorder, bounded, free_port, make_model, stop, wait_http
+from common import Recorder, bounded, make_model, start_corral_server, stop, wait_http
 
 
 def fill(home: Path, models: int, per_model: int, api_models: int, rec: Recorder) -> None:
@@ -212,28 +210,8 @@ def main() -> None:
     with corral.Client(home=home) as client:
         queries(client, rec, "local", args.models, args.per_model, args.queries, args.budget_s)
 
-    port = free_port()
-    env = dict(os.environ, CORRAL_HOME=str(home))
-    env.pop("CORRAL_SERVER_URL", None)
-    log = (home.parent / "corral-server.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from corral.cli.main import main; main()",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server, url = start_corral_server(home)
     try:
-        url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/api/v1/health", timeout_s=120, proc=server)
         with corral.Client(url, cache_dir=home.parent / "cache") as client:
             queries(client, rec, "server", args.models, args.per_model, args.queries, args.budget_s)
