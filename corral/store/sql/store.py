@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from typing_extensions import override
@@ -35,6 +48,62 @@ _UPDATABLE = frozenset({"description", "owner", "tags", "task", "framework", "li
 
 
 _LISTED_COLUMNS = [c for c in VersionRow.__table__.c if c.key != "files"]
+
+
+@functools.cache
+def _search_statements(
+    *, has_models: bool, has_status: bool, driven: bool, other_tags: int, by_number: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """The count and page statements of one shape of version search, built once.
+
+    Values come as bound parameters, so a search costs no statement building: listing is
+    the hot path of search.
+    """
+    conditions: list[ColumnElement[bool]] = []
+    if has_models:
+        conditions.append(VersionRow.model_id.in_(bindparam("model_ids", expanding=True)))
+    if has_status:
+        conditions.append(VersionRow.status == bindparam("status"))
+    versions = VersionRow.__table__
+    if not driven:
+        source: Any = versions
+        id_column: Any = VersionRow.id
+        count_source = source
+    else:
+        # The rarest tag drives: its index yields matching ids already in order; each other
+        # tag is a join on the covering (key, value, version_id) index.
+        tags = VersionTagRow.__table__
+        tagged: Any = tags
+        for n in range(other_tags):
+            other = tags.alias(f"tag_{n}")
+            tagged = tagged.join(
+                other,
+                and_(
+                    other.c.version_id == tags.c.version_id,
+                    other.c.key == bindparam(f"key_{n}"),
+                    other.c.value == bindparam(f"value_{n}"),
+                ),
+            )
+        source = tagged.join(versions, tags.c.version_id == VersionRow.id)
+        id_column = tags.c.version_id
+        # Tag rows exist only for live versions: without other filters, skip the join.
+        count_source = source if conditions else tagged
+        conditions += [
+            tags.c.key == bindparam("driver_key"),
+            tags.c.value == bindparam("driver_value"),
+        ]
+    # Within one model, newest is the highest number; across models, the last inserted.
+    newest_first = VersionRow.number.desc() if by_number else id_column.desc()
+    count = select(func.count()).select_from(count_source).where(*conditions)
+    page = (
+        select(*_LISTED_COLUMNS, ModelRow.name.label("model_name"))
+        .select_from(source.join(ModelRow.__table__, ModelRow.id == VersionRow.model_id))
+        .where(*conditions)
+        .order_by(newest_first)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return count, page
 
 
 class SqlRegistryStore(DeploymentMethods):
@@ -215,56 +284,26 @@ class SqlRegistryStore(DeploymentMethods):
                 model_ids = [i for i in matching if model_ids is None or i in model_ids]
             if model_ids == []:
                 return Page(items=[], total=0, offset=query.offset, limit=query.limit)
-            conditions: list[ColumnElement[bool]] = []
-            if model_ids is not None:
-                conditions.append(VersionRow.model_id.in_(model_ids))
-            if query.status is not None:
-                conditions.append(VersionRow.status == query.status.value)
             driver = self._tag_driver(session, query.tags)
-            if driver is None:
-                source: Any = VersionRow.__table__
-                id_column: Any = VersionRow.id
-                count_source = source
-            else:
-                # The rarest tag drives: its index yields matching ids already in order; each
-                # other tag is a join on the covering (key, value, version_id) index.
-                tags = VersionTagRow.__table__
-                tagged: Any = tags
-                for n, (key, value) in enumerate(query.tags.items()):
-                    if (key, value) == driver:
-                        continue
-                    other = tags.alias(f"tag_{n}")
-                    tagged = tagged.join(
-                        other,
-                        and_(
-                            other.c.version_id == tags.c.version_id,
-                            other.c.key == key,
-                            other.c.value == value,
-                        ),
-                    )
-                source = tagged.join(VersionRow.__table__, tags.c.version_id == VersionRow.id)
-                id_column = tags.c.version_id
-                # Tag rows exist only for live versions: without other filters, skip the join.
-                count_source = source if conditions else tagged
-                conditions += [tags.c.key == driver[0], tags.c.value == driver[1]]
-            # Within one model, newest is the highest number; across models, the last inserted.
-            newest_first = (
-                VersionRow.number.desc()
-                if model_ids is not None and len(model_ids) == 1 and driver is None
-                else id_column.desc()
+            others = [pair for pair in query.tags.items() if pair != driver]
+            count, page = _search_statements(
+                has_models=model_ids is not None,
+                has_status=query.status is not None,
+                driven=driver is not None,
+                other_tags=len(others),
+                by_number=model_ids is not None and len(model_ids) == 1 and driver is None,
             )
-            total = session.scalar(
-                select(func.count()).select_from(count_source).where(*conditions)
-            )
-            # Plain column tuples, not ORM objects: listing is the hot path of search.
-            rows = session.execute(
-                select(*_LISTED_COLUMNS, ModelRow.name.label("model_name"))
-                .select_from(source.join(ModelRow.__table__, ModelRow.id == VersionRow.model_id))
-                .where(*conditions)
-                .order_by(newest_first)
-                .offset(query.offset)
-                .limit(query.limit)
-            ).all()
+            values: dict[str, Any] = {"offset": query.offset, "limit": query.limit}
+            if model_ids is not None:
+                values["model_ids"] = model_ids
+            if query.status is not None:
+                values["status"] = query.status.value
+            if driver is not None:
+                values["driver_key"], values["driver_value"] = driver
+            for n, (key, value) in enumerate(others):
+                values[f"key_{n}"], values[f"value_{n}"] = key, value
+            total = session.scalar(count, values)
+            rows = session.execute(page, values).all()
             items = [version_from_row(row, row.model_name, with_files=False) for row in rows]
         return Page(items=items, total=total or 0, offset=query.offset, limit=query.limit)
 
