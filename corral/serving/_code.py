@@ -19,7 +19,7 @@ import numpy as np
 
 from corral.errors import InvalidArgument
 from corral.registry.entities import Signature
-from corral.serving._files import head, pick_file
+from corral.serving._files import FileFlavor, head, pick_file
 from corral.serving._imports import optional_import
 from corral.serving._sklearn import estimator_predictor
 from corral.serving.errors import SAFE_FLAVORS, UntrustedModel
@@ -106,7 +106,7 @@ class PythonFlavor:
         raise _refuse_save(self.name)
 
 
-class PickleFlavor:
+class PickleFlavor(FileFlavor):
     name = "pickle"
     extra = ""
     needs_trust = True
@@ -116,9 +116,6 @@ class PickleFlavor:
         start = head(path, 2)
         is_pickle = len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5
         return path.name.lower().endswith(_PICKLE_SUFFIXES) or is_pickle
-
-    def detect(self, paths: list[Path]) -> bool:
-        return any(self._is_model(p) for p in paths)
 
     def load(self, folder: Path, *, trusted: bool, signature: Signature | None = None) -> Predictor:
         path = pick_file(folder, self.name, self._is_model, "pickle file", "model.pkl")
@@ -132,7 +129,7 @@ class PickleFlavor:
         raise _refuse_save(self.name)
 
 
-class JoblibFlavor:
+class JoblibFlavor(FileFlavor):
     name = "joblib"
     extra = "sklearn"  # joblib ships with scikit-learn
     needs_trust = True
@@ -140,9 +137,6 @@ class JoblibFlavor:
     @staticmethod
     def _is_model(path: Path) -> bool:
         return path.name.lower().endswith(".joblib")
-
-    def detect(self, paths: list[Path]) -> bool:
-        return any(self._is_model(p) for p in paths)
 
     def load(self, folder: Path, *, trusted: bool, signature: Signature | None = None) -> Predictor:
         path = pick_file(folder, self.name, self._is_model, "joblib file", "model.joblib")

@@ -44,3 +44,14 @@ def pick_file(
     raise InvalidArgument(
         f"flavor '{flavor}' found several {what}s ({names}); name the one to serve '{preferred}'"
     )
+
+
+class FileFlavor:
+    """A flavor recognised by its model file: subclasses say which file (``_is_model``)."""
+
+    @staticmethod
+    def _is_model(path: Path) -> bool:
+        raise NotImplementedError
+
+    def detect(self, paths: list[Path]) -> bool:
+        return any(self._is_model(p) for p in paths)

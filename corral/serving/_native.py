@@ -11,7 +11,7 @@ import numpy as np
 
 from corral.errors import InvalidArgument
 from corral.registry.entities import ColumnSpec, Signature
-from corral.serving._files import head, pick_file
+from corral.serving._files import FileFlavor, head, pick_file
 from corral.serving._imports import optional_import
 from corral.serving.predictor import (
     Array,
@@ -128,7 +128,7 @@ class OnnxPredictor:
         return self._run([self._proba], inputs)[0]
 
 
-class OnnxFlavor:
+class OnnxFlavor(FileFlavor):
     name = "onnx"
     extra = "onnx"
     needs_trust = False
@@ -136,9 +136,6 @@ class OnnxFlavor:
     @staticmethod
     def _is_model(path: Path) -> bool:
         return path.name.lower().endswith(".onnx")
-
-    def detect(self, paths: list[Path]) -> bool:
-        return any(self._is_model(p) for p in paths)
 
     def load(self, folder: Path, *, trusted: bool, signature: Signature | None = None) -> Predictor:
         ort = optional_import("onnxruntime", flavor=self.name, extra=self.extra)
@@ -165,7 +162,7 @@ class OnnxFlavor:
 # -- xgboost -----------------------------------------------------------------------------
 
 
-class XGBoostFlavor:
+class XGBoostFlavor(FileFlavor):
     name = "xgboost"
     extra = "xgboost"
     needs_trust = False
@@ -178,9 +175,6 @@ class XGBoostFlavor:
         return (
             (lower.endswith((".json", ".ubj"))) and start.startswith(b"{") and (b"learner" in start)
         )
-
-    def detect(self, paths: list[Path]) -> bool:
-        return any(self._is_model(p) for p in paths)
 
     def load(self, folder: Path, *, trusted: bool, signature: Signature | None = None) -> Predictor:
         xgb = optional_import("xgboost", flavor=self.name, extra=self.extra)
@@ -222,7 +216,7 @@ def _lightgbm_objective(path: Path) -> str:
     return ""
 
 
-class LightGBMFlavor:
+class LightGBMFlavor(FileFlavor):
     name = "lightgbm"
     extra = "lightgbm"
     needs_trust = False
@@ -230,9 +224,6 @@ class LightGBMFlavor:
     @staticmethod
     def _is_model(path: Path) -> bool:
         return head(path, 16).startswith(b"tree\nversion=")
-
-    def detect(self, paths: list[Path]) -> bool:
-        return any(self._is_model(p) for p in paths)
 
     def load(self, folder: Path, *, trusted: bool, signature: Signature | None = None) -> Predictor:
         lgb = optional_import("lightgbm", flavor=self.name, extra=self.extra)
