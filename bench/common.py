@@ -217,3 +217,13 @@ def start_corral_server(home: Path) -> tuple[subprocess.Popen, str]:
         start_new_session=True,
     )
     return proc, f"http://127.0.0.1:{port}"
+
+
+def scenario_b_names(m: int) -> tuple[str, dict[str, str]]:
+    """Scenario (b)'s model m: its name and model tags, the same for every peer."""
+    return f"b-model-{m:03d}", {"team": f"team-{m % 5}"}
+
+
+def scenario_b_tags(m: int, k: int) -> dict[str, str]:
+    """Scenario (b)'s tags of version k of model m, the same for every peer."""
+    return {"team": f"team-{m % 5}", "batch": f"batch-{k}", "seed": str(m * 1000 + k)}

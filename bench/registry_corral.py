@@ -26,7 +26,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Recorder, bounded, make_model, start_corral_server, stop, time_cold, wait_http
+from common import (
+    Recorder,
+    bounded,
+    make_model,
+    scenario_b_names,
+    scenario_b_tags,
+    start_corral_server,
+    stop,
+    time_cold,
+    wait_http,
+)
 
 COLD_SCRIPT = r"""
 import time
@@ -129,15 +139,13 @@ def main() -> None:
         # (b) M models x K versions, then searches.
         within = bounded(args.budget_s)
         for m in range(args.models):
-            name = f"b-model-{m:03d}"
+            name, model_tags = scenario_b_names(m)
             with rec.time("b.create_model"):
-                client.create_model(
-                    name, tags={"team": f"team-{m % 5}"}, description="benchmark model"
-                )
+                client.create_model(name, tags=model_tags, description="benchmark model")
             for k in range(args.per_model):
                 if not within():
                     break
-                tags = {"team": f"team-{m % 5}", "batch": f"batch-{k}", "seed": str(m * 1000 + k)}
+                tags = scenario_b_tags(m, k)
                 with rec.time("b.create_version"):
                     client.register(name, fixed, flavor="sklearn", tags=tags, create_model=False)
         rec.emit("b.create_model")

@@ -30,7 +30,17 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Recorder, bounded, free_port, make_model, stop, time_cold, wait_http
+from common import (
+    Recorder,
+    bounded,
+    free_port,
+    make_model,
+    scenario_b_names,
+    scenario_b_tags,
+    stop,
+    time_cold,
+    wait_http,
+)
 
 COLD_SCRIPT = r"""
 import time
@@ -180,15 +190,13 @@ def main() -> None:
         within = bounded(args.budget_s)
         created = 0
         for m in range(args.models):
-            name = f"b-model-{m:03d}"
+            name, model_tags = scenario_b_names(m)
             with rec.time("b.create_model"):
-                client.create_registered_model(
-                    name, tags={"team": f"team-{m % 5}"}, description="benchmark model"
-                )
+                client.create_registered_model(name, tags=model_tags, description="benchmark model")
             for k in range(args.per_model):
                 if not within():
                     break
-                tags = {"team": f"team-{m % 5}", "batch": f"batch-{k}", "seed": str(m * 1000 + k)}
+                tags = scenario_b_tags(m, k)
                 if created < args.timed_creates:
                     with rec.time("b.create_version"):
                         client.create_model_version(name, source, tags=tags, model_id=info.model_id)
