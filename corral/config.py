@@ -80,6 +80,28 @@ class Settings(BaseSettings):
         description="Where the SDK caches verified versions it fetched; default <home>/cache.",
     )
 
+    max_request_bytes: int = Field(
+        default=10 * 1024**2,
+        gt=0,
+        description="Largest prediction request body (plain JSON or OIP), in bytes.",
+    )
+    max_request_rows: int = Field(
+        default=10_000,
+        gt=0,
+        description="Most rows one prediction request may carry (a config's limits.max_rows wins).",
+    )
+    model_cache_bytes: int = Field(
+        default=2 * 1024**3,
+        gt=0,
+        description="Memory budget for loaded versions in each server process (LRU eviction).",
+    )
+    route_poll_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=10,
+        description="How often each server process checks the registry for alias moves.",
+    )
+
     @field_validator("home", "cache_dir", mode="after")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:

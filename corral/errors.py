@@ -101,6 +101,9 @@ _BY_CODE: dict[str, type[CorralError]] = {
 
 # A request the HTTP layer could not parse (422) is an invalid argument to the SDK too.
 _BY_CODE["invalid_request"] = InvalidArgument
+# Serving's refinements of an invalid argument (inputs that miss the signature, over a limit).
+_BY_CODE["invalid_input"] = InvalidArgument
+_BY_CODE["too_large"] = InvalidArgument
 
 
 def error_class_for_code(code: str) -> type[CorralError]:

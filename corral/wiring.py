@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import getpass
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from corral.config import Settings
@@ -11,6 +11,8 @@ from corral.registry.service import RegistryService
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from corral.serving.gateway import Gateway
 
 __all__ = ["Corral", "open_corral"]
 
@@ -22,6 +24,23 @@ class Corral:
     settings: Settings
     registry: RegistryService
     engine: Engine
+    _gateway: Gateway | None = field(default=None, repr=False)
+
+    @property
+    def gateway(self) -> Gateway:
+        """The serving gateway (built on first use: registry-only work never loads models)."""
+        if self._gateway is None:
+            from corral.serving.gateway import Gateway
+
+            settings = self.settings
+            self._gateway = Gateway(
+                self.registry,
+                settings.resolved_cache_dir,
+                memory_budget_bytes=settings.model_cache_bytes,
+                max_rows=settings.max_request_rows,
+                poll_seconds=settings.route_poll_seconds,
+            )
+        return self._gateway
 
     def close(self) -> None:
         self.engine.dispose()
@@ -48,10 +67,13 @@ def open_corral(settings: Settings, *, migrate: bool = True) -> Corral:
     artifacts = FsspecArtifactStore(
         settings.resolved_artifact_url, dict(settings.artifact_options) or None
     )
+    from corral.serving.deployment import parse_deployment
+
     registry = RegistryService(
         SqlRegistryStore(engine),
         artifacts,
         max_upload_bytes=settings.max_upload_bytes,
         staging_grace_seconds=settings.staging_grace_seconds,
+        config_check=parse_deployment,
     )
     return Corral(settings=settings, registry=registry, engine=engine)

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.corral",
     "tests.fixtures.browser",
+    "tests.fixtures.serving",
 ]

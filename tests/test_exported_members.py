@@ -15,9 +15,10 @@ EXPECTED = {
         "RegistryService", "RegistryStore", "Resolution", "Signature", "VersionStatus",
     ],
     "corral.serving": [
-        "FLAVORS", "ArrayPredictor", "Flavor", "MissingDependency", "ModelRuntime", "Predictor",
-        "RuntimeStats", "UnknownFlavor", "UntrustedModel", "VersionFiles", "detect_flavor",
-        "get_flavor", "load_predictor", "to_matrix",
+        "FLAVORS", "ArrayPredictor", "BatchPolicy", "Batcher", "Deployment", "Flavor",
+        "MissingDependency", "ModelRuntime", "Predictor", "RuntimeStats", "Target",
+        "TrafficPolicy", "UnknownFlavor", "UntrustedModel", "VersionFiles", "detect_flavor",
+        "get_flavor", "load_predictor", "parse_deployment", "to_matrix",
     ],
     "corral.store": [],
     "corral.store.artifacts": ["FsspecArtifactStore", "manifest_digest"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,16 +16,24 @@ from corral.wiring import Corral, open_corral
 
 def create_app(settings: Settings | None = None, corral: Corral | None = None) -> FastAPI:
     """Build the app on a wired Corral (opened from ``settings`` when not given)."""
-    from corral.api.routes import aliases, models
+    from corral.api.middleware import RequestIdMiddleware
+    from corral.api.routes import aliases, models, serving
 
     owned = corral is None
     wired = corral or open_corral(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owned:
-            wired.close()
+        gateway = wired.gateway
+        watcher = asyncio.create_task(gateway.watch())
+        try:
+            yield
+        finally:
+            gateway.stop_watching()
+            await watcher
+            await gateway.aclose()
+            if owned:
+                wired.close()
 
     app = FastAPI(
         title="Corral",
@@ -36,6 +45,8 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     install_error_handlers(app)
     app.include_router(models.router)
     app.include_router(aliases.router)
+    app.include_router(serving.router)
+    app.add_middleware(RequestIdMiddleware)
     from corral.web import install_pages
 
     install_pages(app)

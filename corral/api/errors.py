@@ -19,6 +19,8 @@ STATUS_BY_CODE: dict[str, int] = {
     "already_exists": 409,
     "invalid_argument": 400,
     "invalid_request": 422,
+    "invalid_input": 422,
+    "too_large": 413,
     "conflict": 409,
     "integrity_error": 409,
     "unauthenticated": 401,

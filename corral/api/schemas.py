@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from corral.registry.entities import Signature
+from corral.registry.entities import Signature, TrustEvent
 
 
 class _Body(BaseModel):
@@ -54,6 +54,18 @@ class VersionCreate(_Body):
 
 class DeprecationCreate(_Body):
     message: str
+
+
+class TrustSet(_Body):
+    trusted: bool
+    reason: str = ""
+
+
+class TrustRead(BaseModel):
+    """Whether a version is trusted now, and every marking of it, newest first."""
+
+    trusted: bool
+    history: list[TrustEvent]
 
 
 class AliasSet(_Body):

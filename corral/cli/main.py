@@ -64,9 +64,10 @@ def _root(
 
 
 def _register_subcommands() -> None:
-    from corral.cli import registry, server
+    from corral.cli import registry, server, serving
 
     registry.install(app, state)
+    serving.install(app, state)
     server.install(app, state)
 
 

@@ -246,6 +246,34 @@ def install(app: typer.Typer, state: Any) -> None:
         what = "no longer deprecated" if undo else "deprecated"
         o.out.print(f"{name} version {version.number} {what}")
 
+    @version_app.command("trust")
+    def version_trust(
+        name: str,
+        ref: str,
+        reason: str = typer.Option(
+            "", "--reason", "-r", help="Who reviewed the version's code, and what (required)."
+        ),
+        as_json: bool = JSON,
+    ) -> None:
+        """Let a version run the code it ships (python, pickle, joblib flavors); audited."""
+        version = state.client().trust_version(name, ref, trusted=True, reason=reason)
+        if as_json:
+            return o.emit_json(version)
+        o.out.print(f"{name} version {version.number} trusted")
+
+    @version_app.command("untrust")
+    def version_untrust(
+        name: str,
+        ref: str,
+        reason: str = typer.Option("", "--reason", "-r", help="Recorded in the trust history."),
+        as_json: bool = JSON,
+    ) -> None:
+        """Withdraw a version's trust: its code no longer loads; audited."""
+        version = state.client().trust_version(name, ref, trusted=False, reason=reason)
+        if as_json:
+            return o.emit_json(version)
+        o.out.print(f"{name} version {version.number} no longer trusted")
+
     # -- alias --------------------------------------------------------------------------
     @alias_app.command("set")
     def alias_set(

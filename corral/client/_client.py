@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import shutil
-import uuid
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from corral.errors import AlreadyExists, IntegrityError, InvalidArgument, NotFound
+from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, ModelVersion
+from corral.registry.fetching import Progress, fetch_version, write_verified
 
 if TYPE_CHECKING:
     from corral.config import Settings
+    from corral.serving.predictor import Prediction
 
 _CHUNK = 1 << 20
-Progress = Callable[[int], None]
 
 # The verbs both transports offer with the same signatures (see RegistryService).
 VERBS = frozenset(
@@ -31,6 +30,7 @@ VERBS = frozenset(
         "alias_history", "create_config", "get_config", "list_configs",
         "create_consumer", "get_consumer", "update_consumer", "list_consumers",
         "delete_consumer", "resolve_consumer", "resolve", "gc",
+        "trust_version", "trust_history",
     }
 )  # fmt: skip
 _WRITES = frozenset(
@@ -38,6 +38,7 @@ _WRITES = frozenset(
         "create_model", "update_model", "delete_model", "create_version", "deprecate_version",
         "undeprecate_version", "set_alias", "delete_alias", "rollback_alias", "create_config",
         "create_consumer", "update_consumer", "delete_consumer",
+        "trust_version",
     }
 )  # fmt: skip
 
@@ -222,6 +223,50 @@ class Client:
                 self.discard_upload(upload_id)
             raise
 
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        example: Any = None,
+        flavor: str | None = None,
+        description: str = "",
+        metrics: dict[str, float] | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        alias: str | None = None,
+        source_uri: str = "",
+        parent_version: int | None = None,
+        create_model: bool = True,
+        progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    ) -> ModelVersion:
+        """Save an in-memory model in its flavor's format as the next version of ``name``.
+
+        The flavor comes from the object (scikit-learn via skops, XGBoost, LightGBM, ONNX,
+        else ``python``: its class's source file and attributes); nothing is pickled. The
+        other arguments are ``register``'s.
+        """
+        from corral.serving.saving import save_model
+
+        with tempfile.TemporaryDirectory(prefix="corral-log-model-") as tmp:
+            folder = Path(tmp) / "model"
+            saved_as = save_model(model, folder, flavor=flavor, example=example)
+            return self.register(
+                name,
+                folder,
+                flavor=saved_as,
+                metrics=metrics,
+                params=params,
+                tags=tags,
+                description=description,
+                example=example,
+                alias=alias,
+                source_uri=source_uri,
+                parent_version=parent_version,
+                create_model=create_model,
+                progress=progress,
+            )
+
     @staticmethod
     def _example(example: Any) -> Any:
         if isinstance(example, str | os.PathLike) and Path(example).suffix.lower() in (
@@ -260,58 +305,39 @@ class Client:
     def _download_file(
         self, model: str, number: int, entry: FileEntry, dest: Path, tick: Progress | None
     ) -> None:
-        final = dest.joinpath(*entry.path.split("/"))
-        final.parent.mkdir(parents=True, exist_ok=True)
-        part = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.part")
-        digest = hashlib.sha256()
-        size = 0
-        try:
-            with part.open("wb") as fh:
-                for chunk in self.stream_file(model, number, entry.path):
-                    digest.update(chunk)
-                    size += len(chunk)
-                    fh.write(chunk)
-                    if tick:
-                        tick(len(chunk))
-            if digest.hexdigest() != entry.sha256 or size != entry.size:
-                raise IntegrityError(
-                    f"file '{entry.path}' is corrupted: expected sha256 {entry.sha256} "
-                    f"({entry.size} bytes), received {digest.hexdigest()} ({size} bytes)"
-                )
-            os.replace(part, final)
-        finally:
-            part.unlink(missing_ok=True)
+        write_verified(entry, dest, self.stream_file(model, number, entry.path), tick)
+
+    def predict(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        consumer: str | None = None,
+        key: str | None = None,
+    ) -> Prediction:
+        """Predictions for records, columns, a 2-D array (or NumPy array / DataFrame).
+
+        Without ``version`` or ``alias`` the model's ``champion`` alias answers (the latest
+        version when it has none); a ``consumer`` gets what its binding says.
+        """
+        from corral.serving.inputs import plain_inputs
+
+        body = plain_inputs(inputs)
+        if self._corral is not None:
+            return self._corral.gateway.predict_sync(  # type: ignore[no-any-return]
+                model, body, version=version, alias=alias, consumer=consumer, key=key
+            )
+        return self._backend.predict(  # type: ignore[no-any-return]
+            model, body, version=version, alias=alias, consumer=consumer, key=key
+        )
 
     def fetch(self, model: str, ref: int | str = "latest") -> Path:
-        """A local folder with the version's verified files (cached by manifest digest).
-
-        Cached files are re-hashed on every call: a changed byte means a fresh download.
-        """
+        """A local folder with the version's verified files (see ``fetch_version``)."""
         version = self.get_version(model, ref)
-        folder: Path = self.cache_dir / "versions" / version.manifest_digest
-        if folder.is_dir() and not _cache_problems(folder, version.files):
-            return folder
-        staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
-        try:
-            self.download(model, version.number, staging)
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging, folder)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return folder
-
-
-def _cache_problems(folder: Path, files: list[FileEntry]) -> list[str]:
-    problems = []
-    for entry in files:
-        path = folder.joinpath(*entry.path.split("/"))
-        try:
-            with path.open("rb") as fh:
-                digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        except OSError:
-            problems.append(entry.path)
-            continue
-        if digest != entry.sha256:
-            problems.append(entry.path)
-    return problems
+        return fetch_version(
+            version,
+            self.cache_dir,
+            lambda entry: self.stream_file(model, version.number, entry.path),
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -22,9 +22,13 @@ from corral.registry.entities import (
     Page,
     Resolution,
     Signature,
+    TrustEvent,
 )
 from corral.registry.ports import GcReport
 from corral.registry.service import VerifyReport, VersionRef
+
+if TYPE_CHECKING:
+    from corral.serving.predictor import Prediction
 
 
 def _seg(value: str | int) -> str:
@@ -164,8 +168,71 @@ class RemoteRegistry:
     def undeprecate_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
         return self._call("DELETE", f"{self._v(model, ref)}/deprecation", ModelVersion)  # type: ignore[no-any-return]
 
+    def trust_version(
+        self,
+        model: str,
+        ref: VersionRef,
+        *,
+        trusted: bool = True,
+        reason: str = "",
+        actor: str = "",
+    ) -> ModelVersion:
+        body = {"trusted": trusted, "reason": reason}
+        return self._call("PUT", f"{self._v(model, ref)}/trust", ModelVersion, json=body)  # type: ignore[no-any-return]
+
+    def trust_history(self, model: str, ref: VersionRef) -> list[TrustEvent]:
+        data = self._call("GET", f"{self._v(model, ref)}/trust", dict[str, Any])
+        return from_jsonable(list[TrustEvent], data["history"])  # type: ignore[no-any-return]
+
     def verify_version(self, model: str, ref: VersionRef) -> VerifyReport:
         return self._call("POST", f"{self._v(model, ref)}/verify", VerifyReport, timeout=None)  # type: ignore[no-any-return]
+
+    def predict(
+        self,
+        model: str,
+        inputs: Any,
+        *,
+        version: int | None = None,
+        alias: str | None = None,
+        consumer: str | None = None,
+        key: str | None = None,
+    ) -> Prediction:
+        import numpy as np
+
+        from corral.serving.predictor import Prediction
+
+        body: dict[str, Any] = {"inputs": inputs}
+        for name, value in (("version", version), ("alias", alias), ("key", key)):
+            if value is not None:
+                body[name] = value
+        headers = {"X-Corral-Consumer": consumer} if consumer else None
+        try:
+            response = self.http.post(
+                f"{self._m(model)}/predict", content=orjson.dumps(body), headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise Unavailable(
+                f"cannot reach the Corral server at {self.http.base_url}: {exc}"
+            ) from exc
+        raise_for_problem(response)
+        answer = orjson.loads(response.content)
+        predictions = answer["predictions"]
+        return Prediction(
+            model=answer["model"],
+            version=answer["version"],
+            alias=answer["alias"],
+            consumer=answer["consumer"],
+            outputs=(
+                {k: np.asarray(v) for k, v in predictions.items()}
+                if isinstance(predictions, dict)
+                else np.asarray(predictions)
+            ),
+            rows=len(
+                next(iter(predictions.values())) if isinstance(predictions, dict) else predictions
+            ),
+            canary=answer.get("canary", False),
+            request_id=answer.get("request_id", ""),
+        )
 
     def stream_file(self, model: str, version: int, path: str) -> Iterator[bytes]:
         """The bytes of one file of a version, as the server sends them."""

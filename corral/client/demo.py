@@ -148,9 +148,14 @@ def seed_demo(client: Any, say: Say = lambda _: None) -> list[str]:
                 )
                 numbers.append(version.number)
                 say(f"registered {name} version {version.number} ({params['model']})")
-        client.create_config(name, "default", {"batch_size": 64, "max_wait_ms": 2})
         client.create_config(
-            name, "default", {"batch_size": 32, "max_wait_ms": 1}, comment="lower latency"
+            name, "default", {"batching": {"max_batch_rows": 64, "max_wait_ms": 2}}
+        )
+        client.create_config(
+            name,
+            "default",
+            {"batching": {"max_batch_rows": 32, "max_wait_ms": 1}},
+            comment="lower latency",
         )
         client.set_alias(name, "champion", numbers[0], reason="first release")
         client.set_alias(

@@ -99,6 +99,22 @@ class ModelVersion:
     deprecation: Deprecation | None = None
     files: list[FileEntry] = field(default_factory=list)
     size: int = 0
+    # May the code this version ships (python, pickle, joblib flavors) run? Set only
+    # through ``RegistryService.trust_version``, which records a ``TrustEvent``.
+    trusted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TrustEvent:
+    """One marking of a version as trusted (or not) to run its code: who, when and why."""
+
+    id: int
+    model: str
+    version: int
+    trusted: bool
+    actor: str = ""
+    reason: str = ""
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

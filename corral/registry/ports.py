@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from corral.registry.entities import (
@@ -18,6 +19,7 @@ from corral.registry.entities import (
     Model,
     ModelVersion,
     Page,
+    TrustEvent,
     VersionStatus,
 )
 
@@ -47,6 +49,7 @@ class RegistryStore(Protocol):
 
     Every method is one transaction: it either happens whole or not at all.
     Methods naming a model raise ``ModelNotFound`` when it does not exist.
+    Every write also increases the registry's ``generation`` in its transaction.
     """
 
     def create_model(self, model: Model) -> Model:
@@ -70,8 +73,8 @@ class RegistryStore(Protocol):
     def create_version(self, draft: ModelVersion) -> ModelVersion:
         """Insert a version, assigning the next number of its model atomically.
 
-        ``draft.number`` is ignored. Concurrent calls from many processes get distinct,
-        consecutive numbers.
+        ``draft.number`` and ``draft.trusted`` are ignored: a new version is untrusted.
+        Concurrent calls from many processes get distinct, consecutive numbers.
         """
         ...
 
@@ -86,6 +89,23 @@ class RegistryStore(Protocol):
     ) -> ModelVersion: ...
 
     def set_status(self, model: str, number: int, status: VersionStatus) -> ModelVersion: ...
+
+    def set_trust(
+        self, model: str, number: int, trusted: bool, actor: str, reason: str, at: datetime
+    ) -> ModelVersion:
+        """Set whether a version is trusted and record the ``TrustEvent``, together.
+
+        ``VersionNotFound`` when the version does not exist.
+        """
+        ...
+
+    def trust_history(self, model: str, number: int) -> list[TrustEvent]:
+        """Every trust marking of one version, newest first."""
+        ...
+
+    def generation(self) -> int:
+        """A number that grows with every committed write: cheap to poll for changes."""
+        ...
 
     def find_alias(self, model: str, alias: str) -> Alias | None: ...
 

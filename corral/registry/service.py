@@ -23,6 +23,7 @@ from corral.registry.entities import (
     Page,
     Resolution,
     Signature,
+    TrustEvent,
     VersionStatus,
 )
 from corral.registry.errors import (
@@ -118,8 +119,12 @@ class RegistryService:
         max_upload_bytes: int = 64 * 1024**3,
         staging_grace_seconds: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        config_check: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
+        """``config_check`` refuses malformed deployment configs (``InvalidArgument``);
+        serving supplies it, since it is serving that reads them."""
         self.store = store
+        self.config_check = config_check
         self.artifacts = artifacts
         self.max_upload_bytes = max_upload_bytes
         self.staging_grace_seconds = staging_grace_seconds
@@ -354,6 +359,38 @@ class RegistryService:
         version = self.get_version(model, ref)
         return self.store.set_deprecation(model, version.number, None)
 
+    def trust_version(
+        self,
+        model: str,
+        ref: VersionRef,
+        *,
+        trusted: bool = True,
+        reason: str = "",
+        actor: str = "",
+    ) -> ModelVersion:
+        """Mark a version trusted (or not) to run the code it ships; the marking is audited.
+
+        Code-bearing flavors (``python``, ``pickle``, ``joblib``) load only when trusted.
+        Trusting needs a reason; marking the same value again is allowed and recorded too.
+        """
+        reason = reason.strip()
+        if trusted and not reason:
+            raise InvalidArgument(
+                f"trusting version {ref} of '{model}' lets it run any code: give a reason "
+                "(who reviewed it, and what)"
+            )
+        version = self.get_version(model, ref)
+        return self.store.set_trust(model, version.number, trusted, actor, reason, self._clock())
+
+    def trust_history(self, model: str, ref: VersionRef) -> list[TrustEvent]:
+        """Every trust marking of a version, newest first."""
+        version = self.get_version(model, ref)
+        return self.store.trust_history(model, version.number)
+
+    def generation(self) -> int:
+        """A number that grows with every registry write: poll it to know when to refresh."""
+        return self.store.generation()
+
     def verify_version(self, model: str, ref: VersionRef) -> VerifyReport:
         """Re-hash every stored byte of a version; ``IntegrityError`` names each bad file."""
         version = self.get_version(model, ref)
@@ -530,6 +567,8 @@ class RegistryService:
         validate_name("config", config)
         if not isinstance(values, dict):
             raise InvalidArgument("config values must be an object of settings")
+        if self.config_check is not None:
+            self.config_check(values)
         self.get_model(model)
         return self.store.create_config_revision(
             ConfigRevision(

@@ -105,10 +105,7 @@ class SklearnFlavor:
         sio = optional_import("skops.io", flavor=self.name, extra=self.extra)
         path = pick_file(folder, self.name, _is_skops, "skops file", MODEL_FILE)
         data = path.read_bytes()  # read once: the bytes checked are the bytes loaded
-        try:
-            untrusted: list[str] = sio.get_untrusted_types(data=data)
-        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-            raise InvalidArgument(f"'{path.name}' is not a valid skops file: {exc}") from exc
+        untrusted = self.untrusted_types(data, path.name)
         refused = [t for t in untrusted if not allowed_type(t)]
         if refused and not trusted:
             raise UntrustedModel(
@@ -118,6 +115,14 @@ class SklearnFlavor:
             )
         estimator = sio.load(io.BytesIO(data), trusted=untrusted)
         return estimator_predictor(estimator, signature, self.name)
+
+    def untrusted_types(self, data: bytes, filename: str) -> list[str]:
+        """Every type in a skops file that skops does not trust by default."""
+        sio = optional_import("skops.io", flavor=self.name, extra=self.extra)
+        try:
+            return list(sio.get_untrusted_types(data=data))
+        except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+            raise InvalidArgument(f"'{filename}' is not a valid skops file: {exc}") from exc
 
     def save(self, model: Any, folder: Path, example: Any = None) -> list[str]:
         sio = optional_import("skops.io", flavor=self.name, extra=self.extra)

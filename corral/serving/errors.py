@@ -38,3 +38,21 @@ class UnknownFlavor(InvalidArgument):
         names = ", ".join(sorted(known))
         super().__init__(f"unknown flavor '{flavor}'; Corral knows: {names}")
         self.flavor = flavor
+
+
+class InvalidInput(InvalidArgument):
+    """A request's inputs do not fit the version's signature (a column, dtype or shape)."""
+
+    code = "invalid_input"
+    title = "Invalid input"
+
+    def __init__(self, message: str, field: str = "inputs") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class TooLarge(InvalidArgument):
+    """A request is over a limit (body bytes or rows)."""
+
+    code = "too_large"
+    title = "Request too large"

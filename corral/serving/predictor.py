@@ -8,17 +8,33 @@ order of the version's signature, so a consumer never depends on key order.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from corral.errors import InvalidArgument
-from corral.registry.entities import ColumnSpec, Signature
+from corral.registry.entities import ColumnSpec, Deprecation, Signature
 
 Array: TypeAlias = npt.NDArray[Any]
 Inputs: TypeAlias = Array | Mapping[str, Any] | Sequence[Any]
 Outputs: TypeAlias = Array | dict[str, Array]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A model's answer and who gave it."""
+
+    model: str
+    version: int
+    alias: str | None
+    consumer: str | None
+    outputs: Outputs
+    rows: int
+    canary: bool = False
+    deprecation: Deprecation | None = None
+    request_id: str = ""
 
 
 @runtime_checkable

@@ -72,6 +72,7 @@ class ModelRuntime:
         memory_budget_bytes: int,
         *,
         clock: Callable[[], float] = time.perf_counter,
+        on_load: Callable[[str, int, float], None] | None = None,
     ) -> None:
         if memory_budget_bytes <= 0:
             raise InvalidArgument(
@@ -80,6 +81,7 @@ class ModelRuntime:
         self._loader = loader
         self._budget = memory_budget_bytes
         self._clock = clock
+        self._on_load = on_load
         self._lock = threading.Lock()  # guards everything below; never held while loading
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._loading: dict[Key, threading.Lock] = {}
@@ -97,6 +99,11 @@ class ModelRuntime:
         self._entries.move_to_end(key)
         self._hits += 1
         return entry.predictor
+
+    def peek(self, model: str, version: int) -> Predictor | None:
+        """The version if it is loaded, without loading it (never blocks on a load)."""
+        with self._lock:
+            return self._cached((model, version))
 
     def get(self, model: str, version: int) -> Predictor:
         """The loaded version, loading it (once, whoever asks at the same time) if needed."""
@@ -139,6 +146,8 @@ class ModelRuntime:
             elapsed = self._clock() - started
             with self._lock:
                 self._load_seconds += elapsed
+        if self._on_load is not None:
+            self._on_load(model, version, self._clock() - started)
         with self._lock:
             self._entries[key] = _Entry(predictor, size)
             self._size += size

@@ -73,8 +73,15 @@ def cli_json(args: Sequence[str], tmp_path: Path, env: dict[str, str] | None = N
 class ServerProcess:
     """``corral --home HOME server`` on a free loopback port, in its own process."""
 
-    def __init__(self, home: Path, tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        tmp_path: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ) -> None:
         self.home = home
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._tmp_path = tmp_path
@@ -86,7 +93,7 @@ class ServerProcess:
         args = ["--home", str(self.home), "server", "--host", "127.0.0.1", "--port"]
         with self._log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [*CORRAL, *args, str(self.port)],
+                [*CORRAL, *args, str(self.port), *self.args],
                 cwd=self._tmp_path,
                 env=self._env,
                 stdout=log,

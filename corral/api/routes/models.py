@@ -13,6 +13,8 @@ from corral.api.schemas import (
     GcRequest,
     ModelCreate,
     ModelUpdate,
+    TrustRead,
+    TrustSet,
     UploadRead,
     VersionCreate,
 )
@@ -179,6 +181,26 @@ def undeprecate_version(
     name: str, ref: str, svc: RegistryService = Depends(registry), who: str = Depends(actor)
 ) -> Response:
     return json_response(svc.undeprecate_version(name, ref, actor=who))
+
+
+@router.put("/models/{name}/versions/{ref}/trust", tags=["versions"], response_model=ModelVersion)
+def trust_version(
+    name: str,
+    ref: str,
+    body: TrustSet,
+    svc: RegistryService = Depends(registry),
+    who: str = Depends(actor),
+) -> Response:
+    """Mark a version trusted (a reason is required) or untrusted; the marking is audited."""
+    version = svc.trust_version(name, ref, trusted=body.trusted, reason=body.reason, actor=who)
+    return json_response(version, headers=deprecation_headers(version.deprecation))
+
+
+@router.get("/models/{name}/versions/{ref}/trust", tags=["versions"], response_model=TrustRead)
+def trust_history(name: str, ref: str, svc: RegistryService = Depends(registry)) -> Response:
+    version = svc.get_version(name, ref)
+    history = svc.trust_history(name, version.number)
+    return json_response({"trusted": version.trusted, "history": history})
 
 
 @router.post("/models/{name}/versions/{ref}/verify", tags=["versions"], response_model=VerifyReport)

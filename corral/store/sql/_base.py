@@ -5,13 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from typing_extensions import override
 
 from corral.registry.errors import ModelNotFound, VersionNotFound
 from corral.registry.ports import RegistryStore
 from corral.store.sql.engine import WRITE_OPTION
-from corral.store.sql.tables import ModelRow, VersionRow
+from corral.store.sql.tables import ModelRow, RegistryStateRow, VersionRow
+
+_BUMP_GENERATION = (
+    update(RegistryStateRow)
+    .values(generation=RegistryStateRow.generation + 1)
+    .execution_options(synchronize_session=False)
+)
+_READ_GENERATION = select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)
 
 
 class SessionBase(RegistryStore):
@@ -38,10 +46,21 @@ class SessionBase(RegistryStore):
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
+        """A write transaction; when its body succeeds, it also bumps the generation."""
         with self._sessions() as session, session.begin():
             # Procuring the connection with this option is what makes SQLite BEGIN IMMEDIATE.
             session.connection(execution_options={WRITE_OPTION: True})
             yield session
+            # Last, so that on PostgreSQL the one row every writer updates stays locked only
+            # from here to the commit, and no writer waits for it while holding other locks.
+            # A row (not a sequence) because a reader then never sees a generation before
+            # the writes that made it are visible too.
+            session.execute(_BUMP_GENERATION)
+
+    @override
+    def generation(self) -> int:
+        with self._reading_rows() as connection:
+            return int(connection.execute(_READ_GENERATION).scalar_one())
 
     @staticmethod
     def _model_row(session: Session, name: str, lock: bool = False) -> ModelRow:

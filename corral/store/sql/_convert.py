@@ -17,12 +17,14 @@ from corral.registry.entities import (
     ModelSource,
     ModelVersion,
     Signature,
+    TrustEvent,
     VersionStatus,
 )
 from corral.store.sql.tables import (
     AliasEventRow,
     ConfigRevisionRow,
     ConsumerRow,
+    TrustEventRow,
 )
 
 
@@ -98,6 +100,7 @@ def version_from_row(row: Any, model: str, with_files: bool = True) -> ModelVers
         deprecation=deprecation,
         files=files_from_json(row.files) if with_files else [],
         size=row.size,
+        trusted=bool(row.trusted),
     )
 
 
@@ -154,4 +157,16 @@ def consumer_from_row(row: ConsumerRow, model: str) -> Consumer:
         created_by=row.created_by,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def trust_event_from_row(row: TrustEventRow, model: str) -> TrustEvent:
+    return TrustEvent(
+        id=row.id,
+        model=model,
+        version=row.version,
+        trusted=row.trusted,
+        actor=row.actor,
+        reason=row.reason,
+        at=row.at,
     )

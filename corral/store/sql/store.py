@@ -40,6 +40,7 @@ from corral.store.sql._convert import (
     version_from_row,
 )
 from corral.store.sql._deploy import DeploymentMethods
+from corral.store.sql._trust import TrustMethods
 from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTagRow, utcnow
 
 __all__ = ["SqlRegistryStore"]
@@ -106,7 +107,7 @@ def _search_statements(
     return count, page
 
 
-class SqlRegistryStore(DeploymentMethods):
+class SqlRegistryStore(TrustMethods, DeploymentMethods):
     """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first."""
 
     @override
@@ -242,6 +243,7 @@ class SqlRegistryStore(DeploymentMethods):
                 deprecated_at=draft.deprecation.at if draft.deprecation else None,
                 files=files_to_json(draft.files),
                 size=draft.size or sum(f.size for f in draft.files),
+                trusted=False,  # granted only by set_trust, which records who and why
             )
             session.add(row)
             session.flush()

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -29,6 +31,8 @@ __all__ = [
     "ConsumerRow",
     "ModelRow",
     "ModelTagRow",
+    "RegistryStateRow",
+    "TrustEventRow",
     "UtcDateTime",
     "VersionRow",
     "VersionTagRow",
@@ -134,6 +138,7 @@ class VersionRow(Base):
     deprecated_at: Mapped[datetime | None] = mapped_column(nullable=True)
     files: Mapped[list[Any]] = mapped_column(default=list)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
+    trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class VersionTagRow(Base):
@@ -212,3 +217,27 @@ class ConsumerRow(Base):
     created_by: Mapped[str] = mapped_column(String(256), default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class TrustEventRow(Base):
+    """One marking of a version as trusted or not: the audit trail of ``versions.trusted``."""
+
+    __tablename__ = "trust_events"
+    __table_args__ = (Index("ix_trust_events_model_id_version_id", "model_id", "version", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    trusted: Mapped[bool] = mapped_column(Boolean)
+    actor: Mapped[str] = mapped_column(String(256), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
+class RegistryStateRow(Base):
+    """The single row (id 1) whose ``generation`` every write transaction increments."""
+
+    __tablename__ = "registry_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
