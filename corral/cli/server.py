@@ -11,14 +11,17 @@ from corral.cli import _output as o
 db_app = typer.Typer(no_args_is_help=True, help="The metadata database.")
 
 
-def _serve(settings: Any, host: str, port: int) -> None:
-    import uvicorn
+def _serve(settings: Any, host: str, port: int, workers: int = 1) -> None:
+    from corral.api.serve import serve
 
-    from corral.api.app import create_app
-
-    app = create_app(settings)
     o.err.print(f"Corral at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    serve(
+        settings,
+        host,
+        port,
+        workers=workers,
+        say=lambda line: o.err.print(line, markup=False, highlight=False),
+    )
 
 
 def install(app: typer.Typer, state: Any) -> None:
@@ -28,10 +31,13 @@ def install(app: typer.Typer, state: Any) -> None:
     def server(
         host: str | None = typer.Option(None, "--host", help="Address to bind (127.0.0.1)."),
         port: int | None = typer.Option(None, "--port", "-p", help="Port (8080)."),
+        workers: int = typer.Option(
+            1, "--workers", min=1, help="Worker processes sharing the port (1: this process)."
+        ),
     ) -> None:
         """Run the Corral server (REST API, web UI) on the configured stores."""
         settings = state.settings()
-        _serve(settings, host or settings.host, port or settings.port)
+        _serve(settings, host or settings.host, port or settings.port, workers)
 
     @app.command("quickstart")
     def quickstart(
