@@ -16,7 +16,7 @@ from corral.wiring import Corral, open_corral
 
 def create_app(settings: Settings | None = None, corral: Corral | None = None) -> FastAPI:
     """Build the app on a wired Corral (opened from ``settings`` when not given)."""
-    from corral.api.middleware import RequestIdMiddleware
+    from corral.api.inference import FrontDoor
     from corral.api.routes import aliases, models, serving
 
     owned = corral is None
@@ -46,7 +46,11 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     app.include_router(models.router)
     app.include_router(aliases.router)
     app.include_router(serving.router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        FrontDoor,
+        gateway=lambda: wired.gateway,
+        max_request_bytes=wired.settings.max_request_bytes,
+    )
     from corral.web import install_pages
 
     install_pages(app)

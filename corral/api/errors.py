@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,8 +32,8 @@ STATUS_BY_CODE: dict[str, int] = {
 PROBLEM = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
-    body = {
+def _problem(status: int, title: str, detail: str, code: str, **extra: Any) -> dict[str, Any]:
+    return {
         "type": f"https://corral.dev/problems/{code}",
         "title": title,
         "status": status,
@@ -40,7 +41,17 @@ def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JS
         "code": code,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        _problem(status, title, detail, code, **extra), status_code=status, media_type=PROBLEM
+    )
+
+
+def problem_body(status: int, title: str, detail: str, code: str) -> bytes:
+    """The problem+json body, encoded (for replies built outside FastAPI)."""
+    return orjson.dumps(_problem(status, title, detail, code))
 
 
 def _where(loc: tuple[Any, ...]) -> str:

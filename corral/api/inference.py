@@ -1,0 +1,382 @@
+"""The prediction hot path: plain JSON predict and OIP infer, shared by two doors.
+
+``plain_predict`` and ``oip_infer`` take a request's bytes, headers and query and return
+the status, body and headers of the reply. The FastAPI routes (``routes/serving.py``)
+call them, which documents them in OpenAPI; ``FrontDoor``, the outermost ASGI layer,
+calls them directly for ``POST`` requests to those paths, skipping FastAPI's routing and
+middleware stack, which cost more than parsing, predicting and encoding together. Both
+doors answer identically: the same functions build every reply.
+
+``FrontDoor`` also gives every response an ``X-Request-Id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.api.encoding import deprecation_headers
+from corral.api.errors import STATUS_BY_CODE, problem_body
+from corral.errors import CorralError, InvalidArgument
+from corral.registry.names import validate_name
+from corral.serving.errors import InvalidInput, TooLarge
+from corral.serving.gateway import Gateway, Route
+from corral.serving.inputs import oip_matrix, oip_outputs, plain_outputs, request_matrix
+from corral.serving.predictor import Prediction
+
+log = logging.getLogger("corral.api")
+
+JSON = "application/json"
+DUMP = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+MAX_REF = 128
+REQUEST_ID = b"x-request-id"
+NO_BINARY = (
+    "binary tensor data (Inference-Header-Content-Length) is not supported: send each "
+    "tensor's values as JSON in its 'data' (tritonclient and kserve: "
+    "set_data_from_numpy(array, binary_data=False))"
+)
+# The request headers the hot path reads (lower case, as ASGI gives them).
+_WANTED = {
+    b"content-length",
+    b"x-corral-consumer",
+    b"x-corral-request-key",
+    b"inference-header-content-length",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    media_type: str = JSON
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """What the hot path needs of a request."""
+
+    raw: bytes
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    request_id: str
+
+
+def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLarge(f"the request body is {declared} bytes; the limit is {limit} bytes")
+
+
+def too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the request body is over the limit of {limit} bytes")
+
+
+def parse_body(incoming: Incoming) -> dict[str, Any]:
+    """The request's JSON object: 400 if not JSON, 422 if not an object."""
+    # Triton's binary tensor extension: a JSON header of this length, then raw bytes.
+    json_length = incoming.headers.get("inference-header-content-length")
+    if json_length is not None and json_length.strip() != str(len(incoming.raw)):
+        raise InvalidArgument(NO_BINARY)
+    try:
+        body = orjson.loads(incoming.raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgument(f"the request body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object", field="body")
+    return body
+
+
+def version_ref(value: Any, where: str) -> tuple[int | None, str | None]:
+    """A version number or alias from a path segment, a query parameter or a body field."""
+    if value is None:
+        return None, None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise InvalidInput(f"{where} must be a version number or an alias name", field=where)
+    if isinstance(value, int) or (value.isascii() and value.isdigit()):  # not '²'
+        number = int(value)
+        if number < 1 or number > 2**62:
+            raise InvalidInput(f"{where} must be a version number of at least 1", field=where)
+        return number, None
+    if value == "latest":
+        return None, "latest"
+    if len(value) > MAX_REF:
+        raise InvalidInput(f"{where} is longer than {MAX_REF} characters", field=where)
+    validate_name("alias", value)
+    return None, value
+
+
+def text(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REF or not value.isprintable():
+        raise InvalidInput(f"{where} must be a printable string of at most {MAX_REF} characters")
+    return value
+
+
+async def route_for(
+    gateway: Gateway,
+    name: str,
+    headers: Mapping[str, str],
+    version: int | None,
+    alias: str | None,
+) -> Route:
+    validate_name("model", name)
+    consumer = text(headers.get("x-corral-consumer"), "X-Corral-Consumer")
+    return await gateway.aresolve(name, version=version, alias=alias, consumer=consumer)
+
+
+async def oip_route(
+    gateway: Gateway, name: str, ref: str | None, headers: Mapping[str, str]
+) -> Route:
+    number, alias = version_ref(ref, "version") if ref is not None else (None, None)
+    return await route_for(gateway, name, headers, number, alias)
+
+
+def _record(
+    gateway: Gateway,
+    route: Route | None,
+    prediction: Prediction | None,
+    started: float,
+    error: CorralError | None,
+) -> None:
+    metrics = gateway.metrics
+    model = route.model if route else ""
+    version = str(prediction.version if prediction else route.version if route else "")
+    consumer = (route.consumer or "") if route else ""
+    metrics.requests.labels(model, version, consumer).inc()
+    metrics.latency.labels(model, version, consumer).observe(time.perf_counter() - started)
+    if error is not None:
+        metrics.errors.labels(model, version, consumer, error.code).inc()
+
+
+def answer_headers(prediction: Prediction) -> dict[str, str]:
+    headers = deprecation_headers(prediction.deprecation)
+    headers["Corral-Model-Version"] = str(prediction.version)
+    return headers
+
+
+def plain_error(exc: CorralError) -> Reply:
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    return Reply(status, problem_body(status, exc.title, exc.message, exc.code), {}, PROBLEM)
+
+
+def oip_error(exc: CorralError) -> Reply:
+    return Reply(STATUS_BY_CODE.get(exc.code, 500), orjson.dumps({"error": exc.message}), {})
+
+
+PROBLEM = "application/problem+json"
+
+
+async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Reply:
+    """``POST /api/v1/models/{name}/predict``; raises ``CorralError`` for the caller's mistakes."""
+    started = time.perf_counter()
+    route: Route | None = None
+    prediction: Prediction | None = None
+    gateway.in_flight += 1
+    try:
+        body = parse_body(incoming)
+        if "inputs" not in body:
+            raise InvalidInput("the request body needs 'inputs' (records, columns or a 2-D array)")
+        query = incoming.query
+        number, _ = version_ref(body.get("version", query.get("version")), "version")
+        alias_number, alias = version_ref(body.get("alias", query.get("alias")), "alias")
+        if alias_number is not None:
+            raise InvalidInput("alias must be an alias name; use 'version' for a number", "alias")
+        if number is not None and alias is not None:
+            raise InvalidInput("give a version or an alias, not both", field="version")
+        key = text(body.get("key", incoming.headers.get("x-corral-request-key")), "key")
+        route = await route_for(gateway, name, incoming.headers, number, alias)
+        matrix = request_matrix(body["inputs"], route.columns, allow_missing=route.allow_missing)
+        prediction = await gateway.predict(route, matrix, key=key)
+    except CorralError as exc:
+        _record(gateway, route, prediction, started, exc)
+        raise
+    finally:
+        gateway.in_flight -= 1
+    content = {
+        "model": prediction.model,
+        "version": prediction.version,
+        "alias": prediction.alias,
+        "consumer": prediction.consumer,
+        "canary": prediction.canary,
+        "request_id": incoming.request_id,
+        "predictions": plain_outputs(prediction.outputs),
+    }
+    if prediction.deprecation is not None:
+        content["deprecation"] = prediction.deprecation.message
+    _record(gateway, route, prediction, started, None)
+    return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
+
+
+def _requested_outputs(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(o, dict) and isinstance(o.get("name"), str) for o in value
+    ):
+        raise InvalidInput("'outputs' must be a list of objects with a 'name'", field="outputs")
+    return [o["name"] for o in value]
+
+
+async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Incoming) -> Reply:
+    """``POST /v2/models/{name}[/versions/{ref}]/infer``; errors as OIP ``{"error": …}``."""
+    started = time.perf_counter()
+    route: Route | None = None
+    prediction: Prediction | None = None
+    gateway.in_flight += 1
+    try:
+        body = parse_body(incoming)
+        route = await oip_route(gateway, name, ref, incoming.headers)
+        requested = _requested_outputs(body.get("outputs"))
+        parameters = body.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput("'parameters' must be an object", field="parameters")
+        key = text(parameters.get("key", incoming.headers.get("x-corral-request-key")), "key")
+        matrix = oip_matrix(body.get("inputs"), route.columns, allow_missing=route.allow_missing)
+        prediction = await gateway.predict(route, matrix, key=key)
+        outputs = oip_outputs(prediction.outputs, requested)
+        if requested and not outputs:
+            raise InvalidInput(
+                f"this model has no output named {', '.join(requested)}; it has 'predict'",
+                field="outputs",
+            )
+    except CorralError as exc:
+        _record(gateway, route, prediction, started, exc)
+        return oip_error(exc)
+    finally:
+        gateway.in_flight -= 1
+    request_id = body.get("id") if isinstance(body.get("id"), str) else incoming.request_id
+    content = {
+        "model_name": name,
+        "model_version": str(prediction.version),
+        "id": request_id,
+        "parameters": {"alias": prediction.alias, "canary": prediction.canary},
+        "outputs": outputs,
+    }
+    _record(gateway, route, prediction, started, None)
+    return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
+
+
+# -- the front door -----------------------------------------------------------------------
+
+
+def _hot_path(path: str) -> tuple[str, str | None, bool] | None:
+    """(model, version ref, is OIP) for the two prediction paths, else None."""
+    parts = path.split("/")
+    # /api/v1/models/{name}/predict → ['', 'api', 'v1', 'models', name, 'predict']
+    if len(parts) == 6 and parts[1:4] == ["api", "v1", "models"] and parts[5] == "predict":
+        return parts[4], None, False
+    # /v2/models/{name}/infer, /v2/models/{name}/versions/{ref}/infer
+    if len(parts) >= 5 and parts[1] == "v2" and parts[2] == "models" and parts[-1] == "infer":
+        if len(parts) == 5:
+            return parts[3], None, True
+        if len(parts) == 7 and parts[4] == "versions":
+            return parts[3], parts[5], True
+    return None
+
+
+def _incoming_id(value: bytes) -> str | None:
+    candidate = value.decode("latin-1")
+    if 0 < len(candidate) <= MAX_REF and candidate.isascii() and candidate.isprintable():
+        return candidate
+    return None
+
+
+class FrontDoor:
+    """The outermost ASGI layer: request ids for all; predictions answered directly."""
+
+    def __init__(self, app: ASGIApp, gateway: Any, max_request_bytes: int) -> None:
+        self.app = app
+        self._gateway = gateway  # a callable: the Corral's gateway is built lazily
+        self._limit = max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id: str | None = None
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            if name == REQUEST_ID:
+                request_id = _incoming_id(value)
+            elif name in _WANTED:
+                headers[name.decode("latin-1")] = value.decode("latin-1")
+        if request_id is None:
+            request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        raw_id = request_id.encode("latin-1")
+        hot = _hot_path(scope["path"]) if scope["method"] == "POST" else None
+        if hot is not None:
+            await self._predict(scope, receive, send, hot, headers, request_id, raw_id)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID, raw_id)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+    async def _predict(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        hot: tuple[str, str | None, bool],
+        headers: dict[str, str],
+        request_id: str,
+        raw_id: bytes,
+    ) -> None:
+        name, ref, oip = hot
+        render = oip_error if oip else plain_error
+        try:
+            raw = await self._read(receive, headers)
+            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+            incoming = Incoming(raw, headers, query, request_id)
+            gateway = self._gateway()
+            if oip:
+                reply = await oip_infer(gateway, name, ref, incoming)
+            else:
+                reply = await plain_predict(gateway, name, incoming)
+        except CorralError as exc:
+            reply = render(exc)
+        except Exception:
+            log.exception("unexpected error on POST %s", scope["path"])
+            reply = render(
+                CorralError("Corral failed unexpectedly; the error is in the server log")
+            )
+        response_headers = [
+            (b"content-type", reply.media_type.encode()),
+            (b"content-length", str(len(reply.body)).encode()),
+            (REQUEST_ID, raw_id),
+            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
+        ]
+        await send(
+            {"type": "http.response.start", "status": reply.status, "headers": response_headers}
+        )
+        await send({"type": "http.response.body", "body": reply.body})
+
+    async def _read(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
+        check_declared_size(headers, self._limit)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise InvalidArgument("the client went away before sending its whole request")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self._limit:
+                raise too_large(self._limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
