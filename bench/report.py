@@ -1,6 +1,8 @@
 """Turn a registry benchmark run (JSON lines in bench/results/<run>/) into markdown tables.
 
 Usage: python bench/report.py [bench/results/<run>]   (default: the latest run)
+       python bench/report.py serving <bench/results/serving-...> [--insert FILE]
+       (the serving benchmark's markdown: see serving_report.py)
 Ratios are Corral time / MLflow time: below 1 Corral is faster ("N x faster").
 """
 
@@ -274,7 +276,20 @@ def ab_table(run: Path) -> str | None:
 
 
 def main() -> None:
-    run = Path(sys.argv[1]) if len(sys.argv) > 1 else max(RESULTS.iterdir(), key=lambda p: p.name)
+    if sys.argv[1:2] == ["serving"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import serving_report
+
+        serving_report.main(sys.argv[2:])
+        return
+    run = (
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else max(
+            (p for p in RESULTS.iterdir() if not p.name.startswith("serving-")),
+            key=lambda p: p.name,
+        )
+    )
     rows = load(run)
     ab = ab_table(run)
     text = (
