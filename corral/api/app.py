@@ -5,13 +5,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from corral._version import __version__
 from corral.api.errors import install_error_handlers
 from corral.config import Settings
 from corral.wiring import Corral, open_corral
+
+
+class CorralApp(FastAPI):
+    """FastAPI behind Corral's ``FrontDoor``: predictions skip FastAPI's middleware stack."""
+
+    front_door: Any = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front_door is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front_door(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, corral: Corral | None = None) -> FastAPI:
@@ -35,7 +50,7 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
             if owned:
                 wired.close()
 
-    app = FastAPI(
+    app = CorralApp(
         title="Corral",
         version=__version__,
         description="Registry, serving and monitoring of models — the REST API.",
@@ -46,8 +61,8 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     app.include_router(models.router)
     app.include_router(aliases.router)
     app.include_router(serving.router)
-    app.add_middleware(
-        FrontDoor,
+    app.front_door = FrontDoor(
+        partial(FastAPI.__call__, app),
         gateway=lambda: wired.gateway,
         max_request_bytes=wired.settings.max_request_bytes,
     )

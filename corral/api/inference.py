@@ -12,9 +12,10 @@ doors answer identically: the same functions build every reply.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -195,7 +196,9 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
             raise InvalidInput("give a version or an alias, not both", field="version")
         key = text(body.get("key", incoming.headers.get("x-corral-request-key")), "key")
         route = await route_for(gateway, name, incoming.headers, number, alias)
-        matrix = request_matrix(body["inputs"], route.columns, allow_missing=route.allow_missing)
+        matrix = request_matrix(
+            body["inputs"], route.columns, allow_missing=route.allow_missing, from_json=True
+        )
         prediction = await gateway.predict(route, matrix, key=key)
     except CorralError as exc:
         _record(gateway, route, prediction, started, exc)
@@ -284,6 +287,11 @@ def _hot_path(path: str) -> tuple[str, str | None, bool] | None:
     return None
 
 
+# Request ids: a random per-process prefix and a counter (unique, and cheaper than uuid4).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
 def _incoming_id(value: bytes) -> str | None:
     candidate = value.decode("latin-1")
     if 0 < len(candidate) <= MAX_REF and candidate.isascii() and candidate.isprintable():
@@ -311,7 +319,7 @@ class FrontDoor:
             elif name in _WANTED:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         raw_id = request_id.encode("latin-1")
         hot = _hot_path(scope["path"]) if scope["method"] == "POST" else None

@@ -322,6 +322,10 @@ class Gateway:
         version, canary = self._choose(route, matrix, key)
         predictor = await self._predictor(route.model, version)
         batcher = self._batcher(route.model, version, predictor, route.deployment.batching)
+        if batcher.policy.enabled:
+            # One turn of the loop lets the requests already received (their tasks are
+            # queued behind this one) count themselves in flight and join the batch.
+            await asyncio.sleep(0)
         outputs = await batcher.submit(matrix)
         if route.shadow is not None and route.shadow != version:
             task = asyncio.create_task(self._shadow(route, route.shadow, matrix, outputs))

@@ -108,7 +108,9 @@ def _check_finite(matrix: Array, columns: Sequence[ColumnSpec], allow_missing: b
     )
 
 
-def _array_matrix(rows: Sequence[Any], columns: Sequence[ColumnSpec], allow_missing: bool) -> Array:
+def _array_matrix(
+    rows: Sequence[Any], columns: Sequence[ColumnSpec], allow_missing: bool, finite: bool
+) -> Array:
     try:
         matrix: Array | None = np.asarray(rows)
     except (ValueError, TypeError):
@@ -137,6 +139,7 @@ def _array_matrix(rows: Sequence[Any], columns: Sequence[ColumnSpec], allow_miss
         matrix = np.asarray(
             [[math.nan if v is None else v for v in r] for r in rows], dtype=np.float64
         )
+        finite = False  # nulls became NaN
     elif numeric and matrix.dtype != np.float64:
         matrix = matrix.astype(np.float64)
     if matrix.ndim != 2:
@@ -149,7 +152,7 @@ def _array_matrix(rows: Sequence[Any], columns: Sequence[ColumnSpec], allow_miss
             f"inputs have {matrix.shape[1]} values per row; expected {expected} "
             f"({_expected(columns)})"
         )
-    if numeric:
+    if numeric and not finite:
         _check_finite(matrix, columns, allow_missing)
     return matrix
 
@@ -281,16 +284,24 @@ def _plain_list(values: Any) -> Any:
 
 
 def request_matrix(
-    inputs: Any, columns: Sequence[ColumnSpec], *, allow_missing: bool = False
+    inputs: Any,
+    columns: Sequence[ColumnSpec],
+    *,
+    allow_missing: bool = False,
+    from_json: bool = False,
 ) -> Array:
-    """The checked 2-D array for plain JSON inputs: a 2-D array, columns or records."""
+    """The checked 2-D array for plain JSON inputs: a 2-D array, columns or records.
+
+    ``from_json``: the inputs were parsed from JSON text, whose numbers are all finite
+    (the parser refuses NaN, infinities and overflows), so only nulls need looking for.
+    """
     if isinstance(inputs, Mapping):
         matrix = _columns_matrix(inputs, columns, allow_missing)
     elif isinstance(inputs, list) and inputs:
         if isinstance(inputs[0], Mapping):
             matrix = _columns_matrix(_records_columns(inputs), columns, allow_missing)
         else:
-            matrix = _array_matrix(inputs, columns, allow_missing)
+            matrix = _array_matrix(inputs, columns, allow_missing, from_json)
     elif isinstance(inputs, list):
         raise InvalidInput("inputs hold no rows")
     else:

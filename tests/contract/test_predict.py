@@ -53,3 +53,12 @@ def test_predict_errors_are_the_same_classes_in_every_mode(client: Client, class
         client.predict("ghost", [record])
     with pytest.raises(NotFound, match="version 9"):
         client.predict("clf", np.zeros((1, 20)), version=9)
+
+
+def test_nan_and_infinity_from_the_sdk_are_refused_like_nulls(client: Client, classifiers) -> None:  # type: ignore[no-untyped-def]
+    rows = training_data(seed=7, rows=2)[0]
+    for bad in (np.nan, np.inf):
+        data = rows.copy()
+        data[1, 4] = bad
+        with pytest.raises(InvalidArgument, match="row 1, column 'f4'"):
+            client.predict("clf", data)
