@@ -1,4 +1,4 @@
-"""The HTML pages: the model list and the model page, rendered on the server."""
+"""The HTML pages: the model list, the model page and serving, rendered on the server."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from corral.registry.entities import (
 )
 from corral.registry.errors import ModelNotFound
 from corral.registry.service import RegistryService
+from corral.serving.gateway import Gateway
+from corral.web._serving import model_serving, serving_status
 
 __all__ = ["install_pages"]
 
@@ -85,6 +87,15 @@ def _number(value: float) -> str:
     return f"{value:.6g}"
 
 
+def _tally(value: float) -> str:
+    """A counter's value: whole numbers with thousands separators."""
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.3g} ms" if value < 1 else f"{value:.3g} s"
+
+
 def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
@@ -101,7 +112,14 @@ def _make_templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=_when, size=_size, number=_number, pretty_json=_pretty_json)
+    env.filters.update(
+        when=_when,
+        size=_size,
+        number=_number,
+        tally=_tally,
+        seconds=_seconds,
+        pretty_json=_pretty_json,
+    )
     return Jinja2Templates(env=env, context_processors=[_base_context])
 
 
@@ -130,6 +148,11 @@ def _error(request: Request, exc: CorralError, command: str = "") -> HTMLRespons
 def _registry(request: Request) -> RegistryService:
     registry: RegistryService = request.app.state.corral.registry
     return registry
+
+
+def _gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.corral.gateway
+    return gateway
 
 
 # -- pagination -------------------------------------------------------------------------
@@ -296,4 +319,11 @@ def _model_context(
         ),
         "consumers": _consumer_views(svc, name),
         "configs": _config_views(svc, name),
+        "serving": model_serving(svc, _gateway(request), name, str(request.base_url).rstrip("/")),
     }
+
+
+@router.get("/serving", response_class=HTMLResponse)
+def serving_page(request: Request) -> HTMLResponse:
+    context = {"nav": "serving", "status": serving_status(_registry(request), _gateway(request))}
+    return _render(request, "serving.html", context)
