@@ -52,6 +52,17 @@ def test_quickstart_fills_a_demo_and_serves_it(tmp_path: Path) -> None:
         pinned = httpx.get(f"{base}/api/v1/models/{name}/consumers/reporting/resolve").json()
         assert (pinned["version"], pinned["pinned"]) == (1, True)
         assert pinned["deprecation"] is not None
+        flower = {
+            "sepal length (cm)": 5.1,
+            "sepal width (cm)": 3.5,
+            "petal length (cm)": 1.4,
+            "petal width (cm)": 0.2,
+        }
+        answer = httpx.post(
+            f"{base}/api/v1/models/{name}/predict", json={"inputs": [flower]}, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["version"], answer.json()["predictions"]) == (2, [0])
         page = httpx.get(f"{base}/models/{name}")
         assert page.status_code == 200
         assert "champion" in page.text
