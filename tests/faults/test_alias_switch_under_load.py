@@ -24,7 +24,7 @@ from tests.faults._corral import ServerProcess, corral_env
 from tests.fixtures.serving import register_classifiers, training_data
 
 MOVES = 20
-CLIENTS = 6
+CLIENTS = 4
 
 
 def _inputs() -> tuple[list[list[float]], dict[int, list[int]]]:
@@ -102,7 +102,9 @@ def _wait_until_served(url: str, rows: list[list[float]], version: int) -> float
         if time.monotonic() - started > 60:
             raise AssertionError(f"version {version} was not served within 60 s")
         sent = time.monotonic()
-        body = httpx.post(f"{url}/api/v1/models/clf/predict", json={"inputs": rows}).json()
+        body = httpx.post(
+            f"{url}/api/v1/models/clf/predict", json={"inputs": rows}, timeout=30
+        ).json()
         if body["version"] == version:
             streak_began = sent if streak == 0 else streak_began
             streak += 1
