@@ -32,7 +32,7 @@ class CorralApp(FastAPI):
 def create_app(settings: Settings | None = None, corral: Corral | None = None) -> FastAPI:
     """Build the app on a wired Corral (opened from ``settings`` when not given)."""
     from corral.api.inference import FrontDoor
-    from corral.api.routes import aliases, models, serving
+    from corral.api.routes import aliases, audit, models, serving
 
     owned = corral is None
     wired = corral or open_corral(settings or Settings())
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     app.include_router(models.router)
     app.include_router(aliases.router)
     app.include_router(serving.router)
+    app.include_router(audit.router)
     app.front_door = FrontDoor(
         partial(FastAPI.__call__, app),
         gateway=lambda: wired.gateway,

@@ -5,12 +5,15 @@ from __future__ import annotations
 from fastapi import Header, Request
 
 from corral.errors import InvalidArgument
+from corral.registry.audit import ORIGIN
 from corral.registry.service import RegistryService
 
 
 # Dependencies are async on purpose: a plain `def` would cost a thread hop per request.
 async def registry(request: Request) -> RegistryService:
     service: RegistryService = request.app.state.corral.registry
+    # Where the call comes from, for the audit log (the endpoint runs in a copy of this context).
+    ORIGIN.set(request.client.host if request.client else "")
     return service
 
 

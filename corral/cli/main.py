@@ -64,11 +64,12 @@ def _root(
 
 
 def _register_subcommands() -> None:
-    from corral.cli import registry, server, serving
+    from corral.cli import audit, registry, server, serving
 
     registry.install(app, state)
     serving.install(app, state)
     server.install(app, state)
+    audit.install(app, state)
 
 
 _register_subcommands()

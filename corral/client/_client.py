@@ -30,7 +30,7 @@ VERBS = frozenset(
         "alias_history", "create_config", "get_config", "list_configs",
         "create_consumer", "get_consumer", "update_consumer", "list_consumers",
         "delete_consumer", "resolve_consumer", "resolve", "gc",
-        "trust_version", "trust_history",
+        "trust_version", "trust_history", "list_audit", "verify_audit",
     }
 )  # fmt: skip
 _WRITES = frozenset(

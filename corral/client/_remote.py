@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -14,6 +15,8 @@ from corral.registry.codec import from_jsonable, jsonable
 from corral.registry.entities import (
     Alias,
     AliasEvent,
+    AuditEvent,
+    AuditReport,
     ConfigRevision,
     Consumer,
     FileEntry,
@@ -23,9 +26,10 @@ from corral.registry.entities import (
     Resolution,
     Signature,
     TrustEvent,
+    VerifyReport,
 )
 from corral.registry.ports import GcReport
-from corral.registry.service import VerifyReport, VersionRef
+from corral.registry.service import VersionRef
 
 if TYPE_CHECKING:
     from corral.serving.predictor import Prediction
@@ -359,6 +363,30 @@ class RemoteRegistry:
     # -- resolution and maintenance
     def resolve(self, model: str, ref: VersionRef) -> Resolution:
         return self._call("GET", f"{self._m(model)}/resolve/{_seg(ref)}", Resolution)  # type: ignore[no-any-return]
+
+    # -- audit
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[AuditEvent]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        for key, value in (("actor", actor), ("action", action), ("target", target)):
+            if value:
+                params[key] = value
+        for key, moment in (("since", since), ("until", until)):
+            if moment is not None:
+                params[key] = moment.isoformat()
+        return self._call("GET", "/api/v1/audit", Page[AuditEvent], params=params)  # type: ignore[no-any-return]
+
+    def verify_audit(self) -> AuditReport:
+        return self._call("GET", "/api/v1/audit/verify", AuditReport, timeout=None)  # type: ignore[no-any-return]
 
     def gc(self, grace_seconds: float | None = None) -> GcReport:
         body = {"grace_seconds": grace_seconds}

@@ -203,3 +203,43 @@ class Page(Generic[T]):
     total: int
     offset: int = 0
     limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of the append-only audit log, chained to the one before it by ``prev_hash``.
+
+    ``before`` and ``after`` are plain JSON values: the state the action changed, as it was
+    and as it became (``None`` for what did not exist).
+    """
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: Any = None
+    after: Any = None
+    origin: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """The result of re-checking the audit chain: ``ok``, or the first bad event and why."""
+
+    ok: bool
+    events_checked: int
+    bad_event_id: int | None = None
+    problem: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    model: str
+    version: int
+    manifest_digest: str
+    files_checked: int
+    bytes_checked: int

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from corral.registry.audit import AuditDraft, AuditQuery
 from corral.registry.entities import (
     Alias,
     AliasAction,
     AliasEvent,
+    AuditEvent,
     ConfigRevision,
     Consumer,
     Deprecation,
@@ -157,6 +160,20 @@ class RegistryStore(Protocol):
     def list_consumers(self, model: str | None) -> list[Consumer]: ...
 
     def delete_consumer(self, name: str, model: str) -> None: ...
+
+    def audited(self) -> AbstractContextManager[list[AuditDraft]]:
+        """One write transaction that the store's writes inside it join; the drafts put in
+        its list are chained onto the audit log in that transaction, so an event exists
+        exactly when its change does."""
+        ...
+
+    def list_audit(self, query: AuditQuery) -> Page[AuditEvent]:
+        """Audit events matching the query, newest first."""
+        ...
+
+    def audit_chain(self) -> Iterator[AuditEvent]:
+        """Every audit event, oldest first, read in batches."""
+        ...
 
     def referenced_manifests(self) -> set[str]:
         """Digests of every manifest a version row points at."""

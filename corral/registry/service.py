@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from corral.errors import Conflict, IntegrityError, InvalidArgument
+from corral.registry.audit import (
+    AuditQuery,
+    Recorder,
+    alias_view,
+    consumer_target,
+    consumer_view,
+    verify_chain,
+    version_view,
+)
+from corral.registry.codec import jsonable
 from corral.registry.entities import (
     Alias,
     AliasAction,
     AliasEvent,
+    AuditEvent,
+    AuditReport,
     ConfigRevision,
     Consumer,
     Deprecation,
@@ -24,6 +36,7 @@ from corral.registry.entities import (
     Resolution,
     Signature,
     TrustEvent,
+    VerifyReport,
     VersionStatus,
 )
 from corral.registry.errors import (
@@ -44,68 +57,10 @@ from corral.registry.ports import (
     VersionQuery,
 )
 from corral.registry.signature import infer_signature
+from corral.registry.values import MAX_PAGE, detect_flavor, metric_map, page_args, str_map
 
 VersionRef = int | str
-MAX_PAGE = 1000
 _MODEL_FIELDS = ("description", "owner", "tags", "task", "framework", "license", "source")
-_FLAVOR_BY_SUFFIX = {
-    ".skops": "sklearn",
-    ".onnx": "onnx",
-    ".ubj": "xgboost",
-    ".lgb": "lightgbm",
-    ".pkl": "pickle",
-    ".pickle": "pickle",
-    ".joblib": "joblib",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class VerifyReport:
-    model: str
-    version: int
-    manifest_digest: str
-    files_checked: int
-    bytes_checked: int
-
-
-def detect_flavor(paths: Iterable[str]) -> str:
-    """The flavor suggested by the files' names, or 'files' when none is recognised."""
-    for path in sorted(paths):
-        for suffix, flavor in _FLAVOR_BY_SUFFIX.items():
-            if path.lower().endswith(suffix):
-                return flavor
-    return "files"
-
-
-def _page_args(offset: int, limit: int) -> None:
-    if offset < 0:
-        raise InvalidArgument(f"offset must be 0 or more, not {offset}")
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
-
-
-def _str_map(kind: str, values: dict[str, Any] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in (values or {}).items():
-        if not isinstance(key, str) or not key or len(key) > 250:
-            raise InvalidArgument(f"{kind} key {key!r} must be a string of 1 to 250 characters")
-        text = value if isinstance(value, str) else str(value)
-        if len(text) > 5000:
-            raise InvalidArgument(f"{kind} '{key}' is longer than 5000 characters")
-        out[key] = text
-    return out
-
-
-def _metrics(values: dict[str, Any] | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for key, value in (values or {}).items():
-        if not isinstance(key, str) or not key or len(key) > 250:
-            raise InvalidArgument(f"metric name {key!r} must be a string of 1 to 250 characters")
-        try:
-            out[key] = float(value)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"metric '{key}' must be a number, not {value!r}") from exc
-    return out
 
 
 class RegistryService:
@@ -130,6 +85,12 @@ class RegistryService:
         self.staging_grace_seconds = staging_grace_seconds
         self._clock = clock
 
+    @contextmanager
+    def _audit(self, actor: str) -> Iterator[Recorder]:
+        """A write transaction whose store writes and recorded events commit together."""
+        with self.store.audited() as drafts:
+            yield Recorder(drafts, actor, self._clock)
+
     # -- models -----------------------------------------------------------------------
 
     def create_model(
@@ -148,20 +109,23 @@ class RegistryService:
         """Create a model; ``AlreadyExists`` when the name is taken."""
         validate_name("model", name)
         now = self._clock()
-        return self.store.create_model(
-            Model(
-                name=name,
-                description=description,
-                owner=owner or actor,
-                tags=_str_map("tag", tags),
-                task=task,
-                framework=framework,
-                license=license,
-                source=self._source(source),
-                created_at=now,
-                updated_at=now,
+        with self._audit(actor) as record:
+            created = self.store.create_model(
+                Model(
+                    name=name,
+                    description=description,
+                    owner=owner or actor,
+                    tags=str_map("tag", tags),
+                    task=task,
+                    framework=framework,
+                    license=license,
+                    source=self._source(source),
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
+            record("model.create", f"model:{name}", None, created)
+        return created
 
     @staticmethod
     def _source(source: str) -> ModelSource:
@@ -184,8 +148,8 @@ class RegistryService:
         offset: int = 0,
         limit: int = 100,
     ) -> Page[Model]:
-        _page_args(offset, limit)
-        return self.store.list_models(query or None, _str_map("tag", tags), offset, limit)
+        page_args(offset, limit)
+        return self.store.list_models(query or None, str_map("tag", tags), offset, limit)
 
     def update_model(self, name: str, *, actor: str = "", **changes: Any) -> Model:
         unknown = set(changes) - set(_MODEL_FIELDS)
@@ -193,15 +157,26 @@ class RegistryService:
             raise InvalidArgument(f"cannot change {', '.join(sorted(unknown))} of a model")
         clean = {k: v for k, v in changes.items() if v is not None}
         if "tags" in clean:
-            clean["tags"] = _str_map("tag", clean["tags"])
+            clean["tags"] = str_map("tag", clean["tags"])
         if "source" in clean:
             clean["source"] = self._source(clean["source"])
-        clean["updated_at"] = self._clock()
-        return self.store.update_model(name, clean)
+        # The store stamps updated_at itself (it refuses it as a change).
+        current = self.get_model(name)
+        with self._audit(actor) as record:
+            updated = self.store.update_model(name, clean)
+            record(
+                "model.update",
+                f"model:{name}",
+                {k: getattr(current, k) for k in clean},
+                {k: getattr(updated, k) for k in clean},
+            )
+        return updated
 
     def delete_model(self, name: str, *, actor: str = "") -> None:
-        self.get_model(name)
-        self.store.delete_model(name)
+        current = self.get_model(name)
+        with self._audit(actor) as record:
+            self.store.delete_model(name)
+            record("model.delete", f"model:{name}", current, None)
 
     # -- uploads and versions -------------------------------------------------------------
 
@@ -253,9 +228,9 @@ class RegistryService:
         self.get_model(model)
         if alias is not None:
             validate_name("alias", alias)
-        metric_values = _metrics(metrics)
-        param_values = _str_map("param", params)
-        tag_values = _str_map("tag", tags)
+        metric_values = metric_map(metrics)
+        param_values = str_map("param", params)
+        tag_values = str_map("tag", tags)
         if parent_version is not None:
             self.get_version(model, parent_version)
         if signature is None and example is not None:
@@ -264,26 +239,33 @@ class RegistryService:
         if not entries:
             raise InvalidArgument(f"upload '{upload_id}' has no files; upload at least one")
         manifest = self.artifacts.put_manifest(entries)
-        version = self.store.create_version(
-            ModelVersion(
-                model=model,
-                number=0,
-                status=VersionStatus.READY,
-                manifest_digest=manifest.digest,
-                flavor=flavor or detect_flavor(e.path for e in entries),
-                description=description,
-                metrics=metric_values,
-                params=param_values,
-                tags=tag_values,
-                signature=signature,
-                source_uri=source_uri,
-                parent_version=parent_version,
-                created_by=actor,
-                created_at=self._clock(),
-                files=list(manifest.files),
-                size=manifest.total_size,
+        with self._audit(actor) as record:
+            version = self.store.create_version(
+                ModelVersion(
+                    model=model,
+                    number=0,
+                    status=VersionStatus.READY,
+                    manifest_digest=manifest.digest,
+                    flavor=flavor or detect_flavor(e.path for e in entries),
+                    description=description,
+                    metrics=metric_values,
+                    params=param_values,
+                    tags=tag_values,
+                    signature=signature,
+                    source_uri=source_uri,
+                    parent_version=parent_version,
+                    created_by=actor,
+                    created_at=self._clock(),
+                    files=list(manifest.files),
+                    size=manifest.total_size,
+                )
             )
-        )
+            record(
+                "version.create",
+                f"model:{model}/version:{version.number}",
+                None,
+                version_view(version),
+            )
         self.artifacts.discard_upload(upload_id)
         if alias is not None:
             self.set_alias(model, alias, version.number, reason="set at registration", actor=actor)
@@ -329,7 +311,7 @@ class RegistryService:
         limit: int = 100,
     ) -> Page[ModelVersion]:
         """Versions across models filtered by model name (substring), tags and status."""
-        _page_args(offset, limit)
+        page_args(offset, limit)
         try:
             wanted = VersionStatus(status) if status else None
         except ValueError as exc:
@@ -338,7 +320,7 @@ class RegistryService:
             VersionQuery(
                 model=model,
                 name_contains=name_contains or None,
-                tags=_str_map("tag", tags),
+                tags=str_map("tag", tags),
                 status=wanted,
                 offset=offset,
                 limit=limit,
@@ -353,11 +335,25 @@ class RegistryService:
             raise InvalidArgument("a deprecation needs a message telling consumers what to do")
         version = self.get_version(model, ref)
         deprecation = Deprecation(message=message.strip(), by=actor, at=self._clock())
-        return self.store.set_deprecation(model, version.number, deprecation)
+        return self._set_deprecation(version, deprecation, actor)
 
     def undeprecate_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
         version = self.get_version(model, ref)
-        return self.store.set_deprecation(model, version.number, None)
+        return self._set_deprecation(version, None, actor)
+
+    def _set_deprecation(
+        self, version: ModelVersion, deprecation: Deprecation | None, actor: str
+    ) -> ModelVersion:
+        action = "version.deprecate" if deprecation else "version.undeprecate"
+        with self._audit(actor) as record:
+            changed = self.store.set_deprecation(version.model, version.number, deprecation)
+            record(
+                action,
+                f"model:{version.model}/version:{version.number}",
+                version.deprecation,
+                deprecation,
+            )
+        return changed
 
     def trust_version(
         self,
@@ -380,7 +376,17 @@ class RegistryService:
                 "(who reviewed it, and what)"
             )
         version = self.get_version(model, ref)
-        return self.store.set_trust(model, version.number, trusted, actor, reason, self._clock())
+        with self._audit(actor) as record:
+            changed = self.store.set_trust(
+                model, version.number, trusted, actor, reason, self._clock()
+            )
+            record(
+                "version.trust",
+                f"model:{model}/version:{version.number}",
+                {"trusted": version.trusted},
+                {"trusted": trusted, "reason": reason},
+            )
+        return changed
 
     def trust_history(self, model: str, ref: VersionRef) -> list[TrustEvent]:
         """Every trust marking of a version, newest first."""
@@ -474,16 +480,30 @@ class RegistryService:
             updated_by=actor,
             updated_at=self._clock(),
         )
-        self.store.move_alias(
-            model,
-            alias,
-            new,
-            AliasAction.SET,
-            actor,
-            reason,
-            current.version if current else None,
-        )
+        self._move_alias(current, new, model, alias, AliasAction.SET, actor, reason)
         return new
+
+    def _move_alias(
+        self,
+        current: Alias | None,
+        new: Alias | None,
+        model: str,
+        alias: str,
+        action: AliasAction,
+        actor: str,
+        reason: str,
+    ) -> None:
+        with self._audit(actor) as record:
+            self.store.move_alias(
+                model, alias, new, action, actor, reason, current.version if current else None
+            )
+            after = alias_view(new)
+            record(
+                f"alias.{action.value}",
+                f"model:{model}/alias:{alias}",
+                alias_view(current),
+                {**after, "reason": reason} if after else None,
+            )
 
     def get_alias(self, model: str, alias: str) -> Alias:
         validate_name("alias", alias)
@@ -499,9 +519,7 @@ class RegistryService:
 
     def delete_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> None:
         current = self.get_alias(model, alias)
-        self.store.move_alias(
-            model, alias, None, AliasAction.DELETE, actor, reason, current.version
-        )
+        self._move_alias(current, None, model, alias, AliasAction.DELETE, actor, reason)
 
     def rollback_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> Alias:
         """Move an alias back to the target it had before its current one (version and config)."""
@@ -523,15 +541,7 @@ class RegistryService:
             updated_by=actor,
             updated_at=self._clock(),
         )
-        self.store.move_alias(
-            model,
-            alias,
-            new,
-            AliasAction.ROLLBACK,
-            actor,
-            reason,
-            current.version if current else None,
-        )
+        self._move_alias(current, new, model, alias, AliasAction.ROLLBACK, actor, reason)
         return new
 
     def _full_history(self, model: str, alias: str) -> list[AliasEvent]:
@@ -546,7 +556,7 @@ class RegistryService:
         self, model: str, alias: str | None = None, offset: int = 0, limit: int = 100
     ) -> Page[AliasEvent]:
         """Every move of an alias (or of all the model's aliases), newest first."""
-        _page_args(offset, limit)
+        page_args(offset, limit)
         self.get_model(model)
         if alias is not None:
             validate_name("alias", alias)
@@ -570,17 +580,26 @@ class RegistryService:
         if self.config_check is not None:
             self.config_check(values)
         self.get_model(model)
-        return self.store.create_config_revision(
-            ConfigRevision(
-                model=model,
-                config=config,
-                revision=0,
-                values=values,
-                created_by=actor,
-                created_at=self._clock(),
-                comment=comment,
+        previous = self.store.find_config_revision(model, config, None)
+        with self._audit(actor) as record:
+            created = self.store.create_config_revision(
+                ConfigRevision(
+                    model=model,
+                    config=config,
+                    revision=0,
+                    values=values,
+                    created_by=actor,
+                    created_at=self._clock(),
+                    comment=comment,
+                )
             )
-        )
+            record(
+                "config.create",
+                f"model:{model}/config:{config}",
+                {"revision": previous.revision, "values": previous.values} if previous else None,
+                {"revision": created.revision, "values": values, "comment": comment},
+            )
+        return created
 
     def get_config(self, model: str, config: str, revision: int | None = None) -> ConfigRevision:
         validate_name("config", config)
@@ -619,18 +638,21 @@ class RegistryService:
         validate_name("consumer", name)
         self._check_binding(model, version, alias)
         now = self._clock()
-        return self.store.create_consumer(
-            Consumer(
-                name=name,
-                model=model,
-                version=version,
-                alias=alias,
-                description=description,
-                created_by=actor,
-                created_at=now,
-                updated_at=now,
+        with self._audit(actor) as record:
+            created = self.store.create_consumer(
+                Consumer(
+                    name=name,
+                    model=model,
+                    version=version,
+                    alias=alias,
+                    description=description,
+                    created_by=actor,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        )
+            record("consumer.create", consumer_target(created), None, consumer_view(created))
+        return created
 
     def get_consumer(self, name: str, model: str) -> Consumer:
         validate_name("consumer", name)
@@ -652,9 +674,17 @@ class RegistryService:
         """Move a consumer's pin (only the consumer's owner moves it; aliases never do)."""
         current = self.get_consumer(name, model)
         self._check_binding(model, version, alias)
-        return self.store.update_consumer(
-            dataclasses.replace(current, version=version, alias=alias, updated_at=self._clock())
-        )
+        with self._audit(actor) as record:
+            updated = self.store.update_consumer(
+                dataclasses.replace(current, version=version, alias=alias, updated_at=self._clock())
+            )
+            record(
+                "consumer.update",
+                consumer_target(updated),
+                consumer_view(current),
+                consumer_view(updated),
+            )
+        return updated
 
     def list_consumers(self, model: str | None = None) -> list[Consumer]:
         if model is not None:
@@ -662,8 +692,10 @@ class RegistryService:
         return self.store.list_consumers(model)
 
     def delete_consumer(self, name: str, model: str, *, actor: str = "") -> None:
-        self.get_consumer(name, model)
-        self.store.delete_consumer(name, model)
+        current = self.get_consumer(name, model)
+        with self._audit(actor) as record:
+            self.store.delete_consumer(name, model)
+            record("consumer.delete", consumer_target(current), consumer_view(current), None)
 
     def resolve_consumer(self, name: str, model: str) -> Resolution:
         """What a consumer gets right now: its pinned version, or its alias's target."""
@@ -699,7 +731,7 @@ class RegistryService:
             status=version.status,
         )
 
-    def gc(self, grace_seconds: float | None = None) -> GcReport:
+    def gc(self, grace_seconds: float | None = None, *, actor: str = "") -> GcReport:
         """Remove abandoned staging data and bytes no version references.
 
         Args:
@@ -709,4 +741,43 @@ class RegistryService:
             grace_seconds = self.staging_grace_seconds
         if grace_seconds < 0:
             raise InvalidArgument("grace period must be 0 seconds or more")
-        return self.artifacts.gc(self.store.referenced_manifests(), grace_seconds)
+        report = self.artifacts.gc(self.store.referenced_manifests(), grace_seconds)
+        # Recorded after the fact: holding the write lock through a long sweep would stall
+        # every writer, and the sweep only removes bytes no version references.
+        with self._audit(actor) as record:
+            record("registry.gc", "artifacts", None, {**jsonable(report), "grace": grace_seconds})
+        return report
+
+    # -- audit --------------------------------------------------------------------------
+
+    def list_audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> Page[AuditEvent]:
+        """Audit events, newest first; ``action`` and ``target`` match as prefixes."""
+        page_args(offset, limit)
+        for name, value in (("since", since), ("until", until)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidArgument(f"{name} must carry a time zone (e.g. 2026-01-01T00:00Z)")
+        return self.store.list_audit(
+            AuditQuery(
+                actor=actor or None,
+                action=action or None,
+                target=target or None,
+                since=since,
+                until=until,
+                offset=offset,
+                limit=limit,
+            )
+        )
+
+    def verify_audit(self) -> AuditReport:
+        """Re-hash the whole audit chain; the report names the first edited or missing event."""
+        return verify_chain(self.store.audit_chain())

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -327,3 +327,59 @@ def _model_context(
 def serving_page(request: Request) -> HTMLResponse:
     context = {"nav": "serving", "status": serving_status(_registry(request), _gateway(request))}
     return _render(request, "serving.html", context)
+
+
+# -- audit ------------------------------------------------------------------------------
+
+
+def _audit_since(raw: str) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"'since' {raw[:40]!r} is not a date or time like 2026-11-28 or 2026-11-28T09:00"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request,
+    actor: str = "",
+    action: str = "",
+    target: str = "",
+    since: str = "",
+    page: str | None = None,
+) -> HTMLResponse:
+    svc = _registry(request)
+    filters = {
+        "actor": actor.strip()[:MAX_QUERY],
+        "action": action.strip()[:64],
+        "target": target.strip()[:MAX_QUERY],
+        "since": since.strip()[:40],
+    }
+    try:
+        moment = _audit_since(filters["since"])
+        found, number = _paged(
+            lambda offset: svc.list_audit(
+                actor=filters["actor"] or None,
+                action=filters["action"] or None,
+                target=filters["target"] or None,
+                since=moment,
+                offset=offset,
+                limit=PAGE_SIZE,
+            ),
+            page,
+        )
+    except InvalidArgument as exc:
+        return _error(request, exc)
+    context = {
+        "nav": "audit",
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "events": found.items,
+        "pager": _pager(request, "page", number, found.total, len(found.items), ""),
+    }
+    return _render(request, "audit.html", context)

@@ -18,9 +18,9 @@ from corral.api.schemas import (
     UploadRead,
     VersionCreate,
 )
-from corral.registry.entities import FileEntry, Model, ModelVersion
+from corral.registry.entities import FileEntry, Model, ModelVersion, VerifyReport
 from corral.registry.ports import GcReport
-from corral.registry.service import RegistryService, VerifyReport
+from corral.registry.service import RegistryService
 
 router = APIRouter(prefix="/api/v1")
 _CHUNK = 1 << 20

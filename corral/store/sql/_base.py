@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typing_extensions import override
 
+from corral.registry.audit import GENESIS, AuditDraft, event_hash
 from corral.registry.errors import ModelNotFound, VersionNotFound
 from corral.registry.ports import RegistryStore
 from corral.store.sql.engine import WRITE_OPTION
-from corral.store.sql.tables import ModelRow, RegistryStateRow, VersionRow
+from corral.store.sql.tables import AuditEventRow, ModelRow, RegistryStateRow, VersionRow
 
 _BUMP_GENERATION = (
     update(RegistryStateRow)
@@ -20,6 +22,7 @@ _BUMP_GENERATION = (
     .execution_options(synchronize_session=False)
 )
 _READ_GENERATION = select(RegistryStateRow.generation).where(RegistryStateRow.id == 1)
+_LAST_HASH = select(AuditEventRow.hash).order_by(AuditEventRow.id.desc()).limit(1)
 
 
 class SessionBase(RegistryStore):
@@ -28,6 +31,10 @@ class SessionBase(RegistryStore):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # The session of the ``audited()`` transaction this thread or task is inside, if any.
+        self._joined: ContextVar[Session | None] = ContextVar(
+            f"corral_write_{id(self)}", default=None
+        )
 
     @property
     def engine(self) -> Engine:
@@ -46,7 +53,28 @@ class SessionBase(RegistryStore):
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
-        """A write transaction; when its body succeeds, it also bumps the generation."""
+        """A write transaction, or the ``audited()`` one this call is inside of."""
+        joined = self._joined.get()
+        if joined is not None:
+            yield joined
+            return
+        with self._transaction([]) as session:
+            yield session
+
+    @contextmanager
+    def audited(self) -> Iterator[list[AuditDraft]]:
+        drafts: list[AuditDraft] = []
+        with self._transaction(drafts) as session:
+            token = self._joined.set(session)
+            try:
+                yield drafts
+            finally:
+                self._joined.reset(token)
+
+    @contextmanager
+    def _transaction(self, drafts: list[AuditDraft]) -> Iterator[Session]:
+        """A write transaction; when its body succeeds, it bumps the generation and appends
+        the audit drafts."""
         with self._sessions() as session, session.begin():
             # Procuring the connection with this option is what makes SQLite BEGIN IMMEDIATE.
             session.connection(execution_options={WRITE_OPTION: True})
@@ -56,6 +84,31 @@ class SessionBase(RegistryStore):
             # A row (not a sequence) because a reader then never sees a generation before
             # the writes that made it are visible too.
             session.execute(_BUMP_GENERATION)
+            # After the bump: holding that row's lock (or SQLite's write lock), no other
+            # writer can append, so the last hash read here stays the last until commit.
+            if drafts:
+                self._append_audit(session, drafts)
+
+    @staticmethod
+    def _append_audit(session: Session, drafts: list[AuditDraft]) -> None:
+        prev_hash = session.scalar(_LAST_HASH) or GENESIS
+        for draft in drafts:
+            digest = event_hash(draft, prev_hash)
+            session.add(
+                AuditEventRow(
+                    at=draft.at,
+                    actor=draft.actor,
+                    action=draft.action,
+                    target=draft.target,
+                    before=draft.before,
+                    after=draft.after,
+                    origin=draft.origin,
+                    prev_hash=prev_hash,
+                    hash=digest,
+                )
+            )
+            prev_hash = digest
+        session.flush()
 
     @override
     def generation(self) -> int:

@@ -33,6 +33,7 @@ from corral.registry.entities import (
 )
 from corral.registry.errors import ModelAlreadyExists, ModelNotFound
 from corral.registry.ports import VersionQuery
+from corral.store.sql._audit import AuditMethods
 from corral.store.sql._convert import (
     files_to_json,
     model_from_row,
@@ -107,7 +108,7 @@ def _search_statements(
     return count, page
 
 
-class SqlRegistryStore(TrustMethods, DeploymentMethods):
+class SqlRegistryStore(AuditMethods, TrustMethods, DeploymentMethods):
     """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first."""
 
     @override
