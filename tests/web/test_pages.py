@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 SCREENSHOT = Path("/tmp/corral-model-page.png")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -49,9 +44,10 @@ def app(corral: Corral) -> FastAPI:
 
 
 @pytest.fixture
-async def web(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://corral.test") as client:
+def web(app: FastAPI) -> Iterator[httpx.Client]:
+    # A real server in a thread: an event loop of the test's own would clash with the
+    # session's Playwright (its sync API keeps a loop running in this thread).
+    with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
         yield client
 
 
@@ -106,37 +102,31 @@ def rows(html: str, testid: str) -> list[str]:
 # -- in-process --------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
-async def test_root_redirects_to_the_model_list(web: httpx.AsyncClient) -> None:
-    response = await web.get("/")
+def test_root_redirects_to_the_model_list(web: httpx.Client) -> None:
+    response = web.get("/")
     assert response.status_code == 307
     assert response.headers["location"] == "/models"
 
 
-@pytest.mark.anyio
-async def test_empty_model_list_tells_how_to_register(web: httpx.AsyncClient) -> None:
-    response = await web.get("/models")
+def test_empty_model_list_tells_how_to_register(web: httpx.Client) -> None:
+    response = web.get("/models")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert 'data-testid="empty"' in response.text
     assert "corral register NAME PATH" in response.text
 
 
-@pytest.mark.anyio
-async def test_html_pages_carry_security_headers(
-    web: httpx.AsyncClient, svc: RegistryService
-) -> None:
+def test_html_pages_carry_security_headers(web: httpx.Client, svc: RegistryService) -> None:
     svc.create_model("churn")
     for path in ("/models", "/models/churn", "/models/missing"):
-        response = await web.get(path)
+        response = web.get(path)
         assert response.headers["content-security-policy"] == "default-src 'self'", path
         assert response.headers["x-content-type-options"] == "nosniff", path
 
 
-@pytest.mark.anyio
-async def test_model_list_shows_each_model(web: httpx.AsyncClient, svc: RegistryService) -> None:
+def test_model_list_shows_each_model(web: httpx.Client, svc: RegistryService) -> None:
     fill(svc)
-    html = (await web.get("/models")).text
+    html = (web.get("/models")).text
     found = rows(html, "model-row")
     assert [attr(row, "data-model") for row in found] == ["churn", "fraud"]
     churn = found[0]
@@ -148,54 +138,48 @@ async def test_model_list_shows_each_model(web: httpx.AsyncClient, svc: Registry
     assert "third-party" in found[1]
 
 
-@pytest.mark.anyio
-async def test_search_filters_the_model_list(web: httpx.AsyncClient, svc: RegistryService) -> None:
+def test_search_filters_the_model_list(web: httpx.Client, svc: RegistryService) -> None:
     fill(svc)
-    html = (await web.get("/models", params={"q": "fraud"})).text
+    html = (web.get("/models", params={"q": "fraud"})).text
     assert len(rows(html, "model-row")) == 1
     assert 'value="fraud"' in html
-    empty = (await web.get("/models", params={"q": "nothing-like-this"})).text
+    empty = (web.get("/models", params={"q": "nothing-like-this"})).text
     assert "No model matches" in empty
 
 
-@pytest.mark.anyio
-async def test_model_list_pages_past_100_models(
-    web: httpx.AsyncClient, svc: RegistryService
-) -> None:
+def test_model_list_pages_past_100_models(web: httpx.Client, svc: RegistryService) -> None:
     for number in range(101):
         svc.create_model(f"m{number:03d}")
-    first = (await web.get("/models")).text
+    first = (web.get("/models")).text
     assert len(rows(first, "model-row")) == 100
     assert 'href="?page=2"' in first
-    second = (await web.get("/models", params={"page": "2"})).text
+    second = (web.get("/models", params={"page": "2"})).text
     assert len(rows(second, "model-row")) == 1
     assert 'data-model="m100"' in second
     assert 'href="?page=1"' in second
-    beyond = (await web.get("/models", params={"page": "9"})).text
+    beyond = (web.get("/models", params={"page": "9"})).text
     assert 'data-model="m100"' in beyond
     for nonsense in ("x", "-3", "9" * 40):
-        response = await web.get("/models", params={"page": nonsense})
+        response = web.get("/models", params={"page": nonsense})
         assert response.status_code == 200, nonsense
         assert rows(response.text, "model-row"), nonsense
 
 
-@pytest.mark.anyio
-async def test_user_text_is_escaped(web: httpx.AsyncClient, svc: RegistryService) -> None:
+def test_user_text_is_escaped(web: httpx.Client, svc: RegistryService) -> None:
     evil = "<script>alert('x')</script>"
     svc.create_model("evil", description=evil, tags={"note": evil}, owner="<b>me</b>")
     for path in ("/models", "/models/evil", "/models?q=%3Cscript%3E"):
-        html = (await web.get(path)).text
+        html = (web.get(path)).text
         assert "<script>" not in html, path
         assert "<b>me</b>" not in html, path
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in (await web.get("/models")).text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in (web.get("/models")).text
 
 
-@pytest.mark.anyio
-async def test_model_page_shows_versions_aliases_history_consumers_and_configs(
-    web: httpx.AsyncClient, svc: RegistryService
+def test_model_page_shows_versions_aliases_history_consumers_and_configs(
+    web: httpx.Client, svc: RegistryService
 ) -> None:
     fill(svc)
-    response = await web.get("/models/churn")
+    response = web.get("/models/churn")
     assert response.status_code == 200
     html = response.text
     for table in ("versions", "aliases", "alias-history", "consumers", "configs"):
@@ -238,66 +222,60 @@ async def test_model_page_shows_versions_aliases_history_consumers_and_configs(
     assert "timeout_ms" in config
 
 
-@pytest.mark.anyio
-async def test_consumer_of_a_deleted_alias_says_it_does_not_resolve(
-    web: httpx.AsyncClient, svc: RegistryService
+def test_consumer_of_a_deleted_alias_says_it_does_not_resolve(
+    web: httpx.Client, svc: RegistryService
 ) -> None:
     fill(svc)
     svc.create_consumer("batch", "churn", alias="challenger")
     svc.delete_alias("churn", "challenger", reason="experiment over")
-    html = (await web.get("/models/churn")).text
+    html = (web.get("/models/churn")).text
     consumers = by(html, "consumer-row", "data-consumer")
     assert "does not resolve" in consumers["batch"]
     assert 'data-action="delete"' in rows(html, "alias-event")[0]
 
 
-@pytest.mark.anyio
-async def test_model_without_versions_shows_empty_sections(
-    web: httpx.AsyncClient, svc: RegistryService
+def test_model_without_versions_shows_empty_sections(
+    web: httpx.Client, svc: RegistryService
 ) -> None:
     svc.create_model("fresh")
-    html = (await web.get("/models/fresh")).text
+    html = (web.get("/models/fresh")).text
     for empty in ("versions-empty", "aliases-empty", "history-empty", "consumers-empty"):
         assert f'data-testid="{empty}"' in html, empty
     assert "corral register fresh PATH" in html
 
 
-@pytest.mark.anyio
-async def test_unknown_model_is_an_html_404_naming_it(web: httpx.AsyncClient) -> None:
-    response = await web.get("/models/no-such-model")
+def test_unknown_model_is_an_html_404_naming_it(web: httpx.Client) -> None:
+    response = web.get("/models/no-such-model")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
     assert "model &#39;no-such-model&#39; does not exist" in response.text
     assert "corral register no-such-model PATH" in response.text
 
 
-@pytest.mark.anyio
-async def test_unknown_model_name_is_escaped_on_the_404_page(web: httpx.AsyncClient) -> None:
-    response = await web.get("/models/%3Cscript%3Ealert(1)")
+def test_unknown_model_name_is_escaped_on_the_404_page(web: httpx.Client) -> None:
+    response = web.get("/models/%3Cscript%3Ealert(1)")
     assert response.status_code == 404
     assert "<script>" not in response.text
     assert "&lt;script&gt;" in response.text
 
 
-@pytest.mark.anyio
-async def test_api_stays_json_and_pages_stay_out_of_the_schema(
-    web: httpx.AsyncClient,
+def test_api_stays_json_and_pages_stay_out_of_the_schema(
+    web: httpx.Client,
 ) -> None:
-    missing = await web.get("/api/v1/models/no-such-model")
+    missing = web.get("/api/v1/models/no-such-model")
     assert missing.status_code == 404
     assert missing.headers["content-type"] == "application/problem+json"
-    paths = (await web.get("/openapi.json")).json()["paths"]
+    paths = (web.get("/openapi.json")).json()["paths"]
     assert "/models" not in paths
     assert "/models/{name}" not in paths
     assert "/" not in paths
 
 
-@pytest.mark.anyio
-async def test_stylesheet_is_served_locally(web: httpx.AsyncClient) -> None:
-    page = (await web.get("/models")).text
+def test_stylesheet_is_served_locally(web: httpx.Client) -> None:
+    page = (web.get("/models")).text
     assert "http://" not in page.replace("http://corral.test", "")
     assert "https://" not in page
-    css = await web.get("/static/corral.css")
+    css = web.get("/static/corral.css")
     assert css.status_code == 200
     assert css.headers["content-type"].startswith("text/css")
     assert css.headers["x-content-type-options"] == "nosniff"
