@@ -14,6 +14,9 @@ EXPECTED = {
         "Deprecation", "FileEntry", "Manifest", "Model", "ModelSource", "ModelVersion", "Page",
         "RegistryService", "RegistryStore", "Resolution", "Signature", "VersionStatus",
     ],
+    "corral.security": [
+        "Finding", "ScanLimits", "ScanReport", "Verdict", "scan_file", "scan_folder",
+    ],
     "corral.serving": [
         "FLAVORS", "ArrayPredictor", "BatchPolicy", "Batcher", "Deployment", "Flavor",
         "MissingDependency", "ModelRuntime", "Predictor", "RuntimeStats", "Target",
