@@ -101,6 +101,57 @@ class Settings(BaseSettings):
         le=10,
         description="How often each server process checks the registry for alias moves.",
     )
+    log_predictions: bool = Field(
+        default=True,
+        description="Log served predictions as Parquet under <artifact root>/monitoring/.",
+    )
+    log_flush_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="How often the prediction log is written; a hard crash loses at most this.",
+    )
+    log_queue_rows: int = Field(
+        default=100_000,
+        gt=0,
+        description="Most prediction-log rows held in memory; beyond it new rows are dropped.",
+    )
+    log_hash_salt: str | None = Field(
+        default=None,
+        description="Salt of hashed sensitive log columns; default a random one kept in <home>.",
+    )
+
+    monitor_evaluate_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the server evaluates every objective (0 turns the schedule off).",
+    )
+    alert_cooldown_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="An alert still open is notified again only after this many seconds.",
+    )
+    outbound_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks reach loopback, link-local and private addresses (tests, LANs).",
+    )
+    outbound_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts, addresses or networks webhooks may reach even when they are private.",
+    )
+
+    signing_key_path: Path | None = Field(
+        default=None,
+        description="EC private key (PEM) signing versions; default <home>/keys/signing-key.pem.",
+    )
+    signing_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="Extra trusted public keys (PEM): keys of other servers, or retired keys.",
+    )
+    require_signatures: bool = Field(
+        default=True,
+        description="Refuse to load, fetch or download a version that has no signature.",
+    )
 
     @field_validator("home", "cache_dir", mode="after")
     @classmethod
@@ -132,6 +183,10 @@ class Settings(BaseSettings):
     @property
     def resolved_artifact_url(self) -> str:
         return self.artifact_url or str(self.home / "artifacts")
+
+    @property
+    def resolved_signing_key(self) -> Path:
+        return (self.signing_key_path or self.home / "keys" / "signing-key.pem").expanduser()
 
     @property
     def resolved_cache_dir(self) -> Path:

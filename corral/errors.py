@@ -104,6 +104,10 @@ _BY_CODE["invalid_request"] = InvalidArgument
 # Serving's refinements of an invalid argument (inputs that miss the signature, over a limit).
 _BY_CODE["invalid_input"] = InvalidArgument
 _BY_CODE["too_large"] = InvalidArgument
+# A version whose signature fails (corral.registry.errors.SignatureInvalid) is an integrity error.
+_BY_CODE["signature_invalid"] = IntegrityError
+# A quarantined version (corral.registry.errors.VersionQuarantined) is a refused permission.
+_BY_CODE["quarantined"] = PermissionDenied
 
 
 def error_class_for_code(code: str) -> type[CorralError]:

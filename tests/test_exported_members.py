@@ -25,7 +25,9 @@ EXPECTED = {
     ],
     "corral.store": [],
     "corral.store.artifacts": ["FsspecArtifactStore", "manifest_digest"],
-    "corral.store.sql": ["SqlRegistryStore", "make_engine", "upgrade_database"],
+    "corral.store.sql": [
+        "SqlMonitoringStore", "SqlRegistryStore", "make_engine", "upgrade_database",
+    ],
     "corral.web": ["install_pages"],
 }  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -13,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from corral._version import __version__
 from corral.api.errors import install_error_handlers
+from corral.api.schedule import compact_forever, evaluate_forever
 from corral.config import Settings
 from corral.wiring import Corral, open_corral
 
@@ -29,10 +31,15 @@ class CorralApp(FastAPI):
             await self.front_door(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, corral: Corral | None = None) -> FastAPI:
-    """Build the app on a wired Corral (opened from ``settings`` when not given)."""
+def create_app(
+    settings: Settings | None = None, corral: Corral | None = None, *, schedule: bool = True
+) -> FastAPI:
+    """Build the app on a wired Corral (opened from ``settings`` when not given).
+
+    ``schedule`` runs the objective evaluations (one process of a ``--workers`` server does).
+    """
     from corral.api.inference import FrontDoor
-    from corral.api.routes import aliases, audit, models, serving
+    from corral.api.routes import aliases, audit, models, monitoring, serving
 
     owned = corral is None
     wired = corral or open_corral(settings or Settings())
@@ -40,13 +47,31 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = wired.gateway
+        recorder = gateway.recorder
+        if recorder is not None:
+            recorder.start()
         watcher = asyncio.create_task(gateway.watch())
+        seconds = wired.settings.monitor_evaluate_seconds
+        evaluator = (
+            asyncio.create_task(evaluate_forever(wired, seconds))
+            if schedule and seconds > 0
+            else None
+        )
+        compactor = asyncio.create_task(compact_forever(wired)) if schedule else None
         try:
             yield
         finally:
+            for task in (evaluator, compactor):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             gateway.stop_watching()
             await watcher
             await gateway.aclose()
+            if recorder is not None:
+                # Every answered request's log rows are written before the process exits.
+                await asyncio.to_thread(recorder.close if owned else recorder.flush)
             if owned:
                 wired.close()
 
@@ -62,6 +87,7 @@ def create_app(settings: Settings | None = None, corral: Corral | None = None) -
     app.include_router(aliases.router)
     app.include_router(serving.router)
     app.include_router(audit.router)
+    app.include_router(monitoring.router)
     app.front_door = FrontDoor(
         partial(FastAPI.__call__, app),
         gateway=lambda: wired.gateway,

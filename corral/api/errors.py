@@ -24,8 +24,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_large": 413,
     "conflict": 409,
     "integrity_error": 409,
+    "signature_invalid": 409,
     "unauthenticated": 401,
     "permission_denied": 403,
+    "quarantined": 403,
     "unavailable": 503,
     "corral_error": 500,
 }

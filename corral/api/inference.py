@@ -31,7 +31,7 @@ from corral.registry.names import validate_name
 from corral.serving.errors import InvalidInput, TooLarge
 from corral.serving.gateway import Gateway, Route
 from corral.serving.inputs import oip_matrix, oip_outputs, plain_outputs, request_matrix
-from corral.serving.predictor import Prediction
+from corral.serving.predictor import Array, Prediction
 
 log = logging.getLogger("corral.api")
 
@@ -148,15 +148,22 @@ def _record(
     prediction: Prediction | None,
     started: float,
     error: CorralError | None,
+    request_id: str,
+    matrix: Array | None,
 ) -> None:
     metrics = gateway.metrics
     model = route.model if route else ""
     version = str(prediction.version if prediction else route.version if route else "")
     consumer = (route.consumer or "") if route else ""
+    seconds = time.perf_counter() - started
     metrics.requests.labels(model, version, consumer).inc()
-    metrics.latency.labels(model, version, consumer).observe(time.perf_counter() - started)
+    metrics.latency.labels(model, version, consumer).observe(seconds)
     if error is not None:
         metrics.errors.labels(model, version, consumer, error.code).inc()
+    if route is not None and gateway.recorder is not None:
+        gateway.log_request(
+            route, request_id, seconds, matrix=matrix, prediction=prediction, error=error
+        )
 
 
 def answer_headers(prediction: Prediction) -> dict[str, str]:
@@ -182,6 +189,7 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
     started = time.perf_counter()
     route: Route | None = None
     prediction: Prediction | None = None
+    matrix: Array | None = None
     gateway.in_flight += 1
     try:
         body = parse_body(incoming)
@@ -201,7 +209,7 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
         )
         prediction = await gateway.predict(route, matrix, key=key)
     except CorralError as exc:
-        _record(gateway, route, prediction, started, exc)
+        _record(gateway, route, prediction, started, exc, incoming.request_id, matrix)
         raise
     finally:
         gateway.in_flight -= 1
@@ -216,7 +224,7 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
     }
     if prediction.deprecation is not None:
         content["deprecation"] = prediction.deprecation.message
-    _record(gateway, route, prediction, started, None)
+    _record(gateway, route, prediction, started, None, incoming.request_id, matrix)
     return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
 
 
@@ -235,6 +243,7 @@ async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Inco
     started = time.perf_counter()
     route: Route | None = None
     prediction: Prediction | None = None
+    matrix: Array | None = None
     gateway.in_flight += 1
     try:
         body = parse_body(incoming)
@@ -253,7 +262,7 @@ async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Inco
                 field="outputs",
             )
     except CorralError as exc:
-        _record(gateway, route, prediction, started, exc)
+        _record(gateway, route, prediction, started, exc, incoming.request_id, matrix)
         return oip_error(exc)
     finally:
         gateway.in_flight -= 1
@@ -265,7 +274,7 @@ async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Inco
         "parameters": {"alias": prediction.alias, "canary": prediction.canary},
         "outputs": outputs,
     }
-    _record(gateway, route, prediction, started, None)
+    _record(gateway, route, prediction, started, None, str(request_id), matrix)
     return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
 
 
@@ -299,6 +308,32 @@ def _incoming_id(value: bytes) -> str | None:
     return None
 
 
+NOSNIFF = b"x-content-type-options"
+CSP = b"content-security-policy"
+# HTML without a policy of its own (FastAPI's /docs and /redoc, starlette's error pages):
+# the API docs load Swagger UI and ReDoc from their CDN and start them with an inline script.
+_DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    b"font-src https://fonts.gstatic.com; img-src 'self' data: https:; worker-src blob:"
+)
+_HTML_CSP = b"default-src 'self'"
+
+
+def _safe_headers(headers: list[tuple[bytes, bytes]], path: str) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``X-Content-Type-Options`` always and a CSP on any HTML reply."""
+    names = {name.lower() for name, _ in headers}
+    if NOSNIFF not in names:
+        headers.append((NOSNIFF, b"nosniff"))
+    if CSP not in names and any(
+        name.lower() == b"content-type" and value.startswith(b"text/html")
+        for name, value in headers
+    ):
+        docs = path.startswith(("/docs", "/redoc"))
+        headers.append((CSP, _DOCS_CSP if docs else _HTML_CSP))
+    return headers
+
+
 class FrontDoor:
     """The outermost ASGI layer: request ids for all; predictions answered directly."""
 
@@ -329,7 +364,9 @@ class FrontDoor:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), (REQUEST_ID, raw_id)]
+                message["headers"] = _safe_headers(
+                    [*message.get("headers", ()), (REQUEST_ID, raw_id)], scope["path"]
+                )
             await send(message)
 
         await self.app(scope, receive, send_with_id)
@@ -366,6 +403,7 @@ class FrontDoor:
             (b"content-type", reply.media_type.encode()),
             (b"content-length", str(len(reply.body)).encode()),
             (REQUEST_ID, raw_id),
+            (NOSNIFF, b"nosniff"),
             *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
         ]
         await send(

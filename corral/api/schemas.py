@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from corral.registry.entities import Signature, TrustEvent
+from corral.registry.entities import QuarantineEvent, Signature, TrustEvent
 
 
 class _Body(BaseModel):
@@ -50,6 +50,7 @@ class VersionCreate(_Body):
     source_uri: str = ""
     parent_version: int | None = None
     alias: str | None = None
+    sensitive: list[str] | None = None
 
 
 class DeprecationCreate(_Body):
@@ -66,6 +67,21 @@ class TrustRead(BaseModel):
 
     trusted: bool
     history: list[TrustEvent]
+
+
+class QuarantineSet(_Body):
+    """``false`` releases a quarantined version, ``true`` quarantines one; both need a reason."""
+
+    quarantined: bool
+    reason: str
+
+
+class QuarantineRead(BaseModel):
+    """Whether a version is quarantined now, its scan report, and every quarantine and release."""
+
+    quarantined: bool
+    scan: dict[str, Any] | None
+    history: list[QuarantineEvent]
 
 
 class AliasSet(_Body):

@@ -335,7 +335,7 @@ def _worker_main(index: int) -> None:
     ready = os.fdopen(spec["ready_fd"], "wb", buffering=0)  # open until this process ends
     listener = _adopt(spec["family"], spec["listen_fd"])
     try:
-        app = create_app(spec["settings"])
+        app = create_app(spec["settings"], schedule=index == 0)
     except CorralError as exc:
         sys.stderr.write(f"error: worker {index}: {exc.message}\n")
         sys.exit(1)

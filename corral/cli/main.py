@@ -64,13 +64,14 @@ def _root(
 
 
 def _register_subcommands() -> None:
-    from corral.cli import audit, registry, security, server, serving
+    from corral.cli import audit, monitor, registry, security, server, serving
 
     registry.install(app, state)
     serving.install(app, state)
     server.install(app, state)
     audit.install(app, state)
     security.install(app, state)
+    monitor.install(app, state)
 
 
 _register_subcommands()

@@ -213,7 +213,7 @@ def install(app: typer.Typer, state: Any) -> None:
     def version_verify(
         name: str, ref: str = typer.Argument("latest"), as_json: bool = JSON
     ) -> None:
-        """Re-hash every stored byte of a version."""
+        """Re-hash every stored byte of a version and check its signature."""
         report = state.client().verify_version(name, ref)
         if as_json:
             return o.emit_json(report)
@@ -221,6 +221,14 @@ def install(app: typer.Typer, state: Any) -> None:
             f"{name} version {report.version}: {report.files_checked} file(s), "
             f"{report.bytes_checked} bytes verified (manifest {report.manifest_digest[:12]})"
         )
+
+    @version_app.command("sign")
+    def version_sign(name: str, ref: str = typer.Argument("latest"), as_json: bool = JSON) -> None:
+        """Sign a version after re-hashing its bytes (versions registered before signing)."""
+        version = state.client().sign_version(name, ref)
+        if as_json:
+            return o.emit_json({"model": name, "version": version.number, "signed": True})
+        o.out.print(f"{name} version {version.number}: signed")
 
     @version_app.command("deprecate")
     def version_deprecate(

@@ -9,8 +9,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral.client._monitoring import MonitoringVerbs
 from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, ModelVersion
+from corral.registry.errors import VersionQuarantined
 from corral.registry.fetching import Progress, fetch_version, write_verified
 
 if TYPE_CHECKING:
@@ -30,7 +32,8 @@ VERBS = frozenset(
         "alias_history", "create_config", "get_config", "list_configs",
         "create_consumer", "get_consumer", "update_consumer", "list_consumers",
         "delete_consumer", "resolve_consumer", "resolve", "gc",
-        "trust_version", "trust_history", "list_audit", "verify_audit",
+        "trust_version", "trust_history", "list_audit", "verify_audit", "sign_version",
+        "set_quarantine", "quarantine_history",
     }
 )  # fmt: skip
 _WRITES = frozenset(
@@ -38,7 +41,7 @@ _WRITES = frozenset(
         "create_model", "update_model", "delete_model", "create_version", "deprecate_version",
         "undeprecate_version", "set_alias", "delete_alias", "rollback_alias", "create_config",
         "create_consumer", "update_consumer", "delete_consumer",
-        "trust_version",
+        "trust_version", "sign_version", "set_quarantine",
     }
 )  # fmt: skip
 
@@ -70,7 +73,7 @@ def _collect(path: Path) -> list[tuple[str, Path]]:
     return files
 
 
-class Client:
+class Client(MonitoringVerbs):
     """The Corral SDK.
 
     ``Client("http://host:8080")`` talks to a server; ``Client(home="/path")`` (or
@@ -177,11 +180,13 @@ class Client:
         parent_version: int | None = None,
         create_model: bool = True,
         progress: Callable[[str, int], Callable[[int], None]] | None = None,
+        sensitive: list[str] | None = None,
     ) -> ModelVersion:
         """Upload a file or folder and publish it as the next version of ``model``.
 
         ``example`` (records, columns, a 2-D array, or a JSON/CSV file path) is stored
         with the version as ``input_example.json`` and its signature inferred.
+        ``sensitive`` names input columns hashed or dropped in the prediction log.
         ``progress(label, total_bytes)`` returns a callback fed with byte counts.
         """
         files = _collect(Path(path))
@@ -207,6 +212,8 @@ class Client:
                 "parent_version": parent_version,
                 "alias": alias,
             }
+            if sensitive:
+                fields["sensitive"] = list(sensitive)
             try:
                 return self.create_version(model, upload_id, **fields)  # type: ignore[no-any-return]
             except NotFound:
@@ -294,8 +301,11 @@ class Client:
         *,
         progress: Callable[[str, int], Callable[[int], None]] | None = None,
     ) -> Path:
-        """Write a version's files under ``dest``, each verified against its digest."""
+        """Write a version's files under ``dest``, each verified against its digest; the
+        version's signature is checked first (``SignatureInvalid``: nothing is written)."""
         version = self.get_version(model, ref)
+        self._check_quarantine(version)
+        self._check_signature(version, None)
         target: Path = Path(dest)
         for entry in version.files:
             tick = progress(entry.path, entry.size) if progress else None
@@ -336,8 +346,37 @@ class Client:
     def fetch(self, model: str, ref: int | str = "latest") -> Path:
         """A local folder with the version's verified files (see ``fetch_version``)."""
         version = self.get_version(model, ref)
+        self._check_quarantine(version)  # a copy cached before the quarantine stays unread
         return fetch_version(
             version,
             self.cache_dir,
             lambda entry: self.stream_file(model, version.number, entry.path),
+            lambda folder: self._check_signature(version, folder),
         )
+
+    def _check_quarantine(self, version: ModelVersion) -> None:
+        if not version.quarantined:
+            return
+        if self._corral is not None:
+            self._corral.registry.check_servable(version)  # raises, naming the latest reason
+        scan = version.scan or {}
+        summary = scan.get("summary", "") if scan.get("safe") is False else "quarantined by hand"
+        raise VersionQuarantined(version.model, version.number, str(summary))
+
+    def release_version(self, model: str, ref: int | str, reason: str) -> ModelVersion:
+        """Release a quarantined version once its files are reviewed; the reason is recorded
+        and audited (this will require the admin role)."""
+        return self.set_quarantine(model, ref, quarantined=False, reason=reason)  # type: ignore[no-any-return]
+
+    def quarantine_version(self, model: str, ref: int | str, reason: str) -> ModelVersion:
+        """Quarantine a version by hand: it is neither served nor downloaded until released."""
+        return self.set_quarantine(model, ref, quarantined=True, reason=reason)  # type: ignore[no-any-return]
+
+    def _check_signature(self, version: ModelVersion, folder: Path | None) -> None:
+        """Locally: the signature against the manifest (and folder). Over REST: the server
+        checks it while re-hashing the stored bytes (``verify_version``); the folder holds
+        exactly the manifest's files, each hashed (see ``fetch_version``)."""
+        if self._corral is not None:
+            self._corral.registry.check_signature(version, folder)
+        else:
+            self._backend.verify_version(version.model, version.number)

@@ -23,6 +23,7 @@ from corral.registry.entities import (
     Model,
     ModelVersion,
     Page,
+    QuarantineEvent,
     Resolution,
     Signature,
     TrustEvent,
@@ -188,8 +189,27 @@ class RemoteRegistry:
         data = self._call("GET", f"{self._v(model, ref)}/trust", dict[str, Any])
         return from_jsonable(list[TrustEvent], data["history"])  # type: ignore[no-any-return]
 
+    def set_quarantine(
+        self,
+        model: str,
+        ref: VersionRef,
+        *,
+        quarantined: bool = True,
+        reason: str = "",
+        actor: str = "",
+    ) -> ModelVersion:
+        body = {"quarantined": quarantined, "reason": reason}
+        return self._call("PUT", f"{self._v(model, ref)}/quarantine", ModelVersion, json=body)  # type: ignore[no-any-return]
+
+    def quarantine_history(self, model: str, ref: VersionRef) -> list[QuarantineEvent]:
+        data = self._call("GET", f"{self._v(model, ref)}/quarantine", dict[str, Any])
+        return from_jsonable(list[QuarantineEvent], data["history"])  # type: ignore[no-any-return]
+
     def verify_version(self, model: str, ref: VersionRef) -> VerifyReport:
         return self._call("POST", f"{self._v(model, ref)}/verify", VerifyReport, timeout=None)  # type: ignore[no-any-return]
+
+    def sign_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
+        return self._call("POST", f"{self._v(model, ref)}/sign", ModelVersion, timeout=None)  # type: ignore[no-any-return]
 
     def predict(
         self,

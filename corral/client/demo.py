@@ -173,6 +173,34 @@ def seed_demo(client: Any, say: Say = lambda _: None) -> list[str]:
         client.deprecate_version(
             name, numbers[0], "superseded by version 2; move off before next quarter"
         )
-        say(f"{name}: champion -> v{numbers[1]} (after a rollback), 2 consumers")
+        _monitor(client, name, task, names, x_test, y_test)
+        say(f"{name}: champion -> v{numbers[1]} (after a rollback), 2 consumers, monitored")
         created.append(name)
     return created
+
+
+def _monitor(client: Any, name: str, task: str, names: list[str], x_test: Any, y_test: Any) -> None:
+    """Objectives, some served traffic (the held-out rows) and its ground truth."""
+    quality = "accuracy >= 0.8 over 1d, min 20" if task != "regression" else "r2 >= 0.3 over 1d"
+    client.apply_monitoring(
+        name,
+        {
+            "objectives": [
+                quality,
+                "p95_latency_ms <= 100 over 1h",
+                "error_rate <= 0.01 over 1h",
+                "drift_share <= 0.3 over 1d, min 20",
+            ],
+            "reference": "example",
+        },
+    )
+    labels = []
+    for start in range(0, len(x_test), 10):
+        rows = [dict(zip(names, map(float, r), strict=True)) for r in x_test[start : start + 10]]
+        answer = client.predict(name, rows)
+        truth = y_test[start : start + 10]
+        labels += [
+            {"request_id": answer.request_id, "row": i, "label": float(value)}
+            for i, value in enumerate(truth)
+        ]
+    client.send_feedback(name, labels)

@@ -39,11 +39,15 @@ class Model:
 
 @dataclass(frozen=True, slots=True)
 class ColumnSpec:
-    """One input or output column: its name, dtype and shape (-1 = any length)."""
+    """One input or output column: its name, dtype and shape (-1 = any length).
+
+    A ``sensitive`` input is hashed or dropped before it reaches the prediction log.
+    """
 
     name: str
     dtype: str
     shape: list[int] = field(default_factory=lambda: [-1])
+    sensitive: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +106,11 @@ class ModelVersion:
     # May the code this version ships (python, pickle, joblib flavors) run? Set only
     # through ``RegistryService.trust_version``, which records a ``TrustEvent``.
     trusted: bool = False
+    # Unsafe by the scan at registration (or by an admin): neither served nor downloaded
+    # until released with a reason (``RegistryService.set_quarantine``, a ``QuarantineEvent``).
+    quarantined: bool = False
+    # The scan report stored at registration: verdict, summary and findings (None: not scanned).
+    scan: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,19 @@ class TrustEvent:
     model: str
     version: int
     trusted: bool
+    actor: str = ""
+    reason: str = ""
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEvent:
+    """One quarantine or release of a version: who, when and why."""
+
+    id: int
+    model: str
+    version: int
+    action: str  # "quarantine" or "release"
     actor: str = ""
     reason: str = ""
     at: datetime | None = None

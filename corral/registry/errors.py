@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corral.errors import AlreadyExists, Conflict, NotFound
+from corral.errors import AlreadyExists, Conflict, IntegrityError, NotFound, PermissionDenied
 
 
 class ModelNotFound(NotFound):
@@ -63,3 +63,29 @@ class AliasMoved(Conflict):
 class FileNotInVersion(NotFound):
     def __init__(self, model: str, version: int, path: str) -> None:
         super().__init__(f"version {version} of model '{model}' has no file '{path[:200]}'")
+
+
+class SignatureInvalid(IntegrityError):
+    """A version whose signature is missing or does not match its files: it is not served."""
+
+    code = "signature_invalid"
+
+    def __init__(self, model: str, version: int, reason: str) -> None:
+        super().__init__(f"version {version} of '{model}' failed signature verification: {reason}")
+        self.model = model
+        self.version = version
+
+
+class VersionQuarantined(PermissionDenied):
+    """A version the scan (or an admin) found unsafe: it is neither served nor downloaded."""
+
+    code = "quarantined"
+
+    def __init__(self, model: str, version: int, summary: str) -> None:
+        super().__init__(
+            f"version {version} of '{model}' is quarantined: {summary or 'no reason recorded'}. "
+            f"An admin who has reviewed its files can release it with `corral version release "
+            f'{model} {version} --reason "..."`'
+        )
+        self.model = model
+        self.version = version

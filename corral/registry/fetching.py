@@ -64,13 +64,34 @@ def cache_problems(folder: Path, files: list[FileEntry]) -> list[str]:
     return problems
 
 
-def fetch_version(version: ModelVersion, cache_dir: Path, chunks: Chunks) -> Path:
+def _extra_files(folder: Path, files: list[FileEntry]) -> bool:
+    """Whether ``folder`` holds anything (a file, a link) the manifest does not list."""
+    listed = {entry.path for entry in files}
+    return any(
+        (p.is_symlink() or p.is_file()) and p.relative_to(folder).as_posix() not in listed
+        for p in folder.rglob("*")
+    )
+
+
+def fetch_version(
+    version: ModelVersion,
+    cache_dir: Path,
+    chunks: Chunks,
+    verify: Callable[[Path], None] | None = None,
+) -> Path:
     """A local folder with the version's verified files (cached by manifest digest).
 
-    Cached files are re-hashed on every call: a changed byte means a fresh download.
+    Cached files are re-hashed on every call: a changed byte or an extra file means a fresh
+    download. ``verify`` (the signature check) then runs on the folder about to be returned.
     """
     folder = cache_dir / "versions" / version.manifest_digest
-    if folder.is_dir() and not cache_problems(folder, version.files):
+    if (
+        folder.is_dir()
+        and not cache_problems(folder, version.files)
+        and not _extra_files(folder, version.files)
+    ):
+        if verify is not None:
+            verify(folder)
         return folder
     staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}")
     try:
@@ -81,4 +102,6 @@ def fetch_version(version: ModelVersion, cache_dir: Path, chunks: Chunks) -> Pat
         os.replace(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if verify is not None:
+        verify(folder)
     return folder

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from corral.registry.audit import AuditDraft, AuditQuery
@@ -22,6 +23,7 @@ from corral.registry.entities import (
     Model,
     ModelVersion,
     Page,
+    QuarantineEvent,
     TrustEvent,
     VersionStatus,
 )
@@ -77,6 +79,7 @@ class RegistryStore(Protocol):
         """Insert a version, assigning the next number of its model atomically.
 
         ``draft.number`` and ``draft.trusted`` are ignored: a new version is untrusted.
+        ``draft.quarantined`` and ``draft.scan`` (the registration scan) are kept.
         Concurrent calls from many processes get distinct, consecutive numbers.
         """
         ...
@@ -104,6 +107,19 @@ class RegistryStore(Protocol):
 
     def trust_history(self, model: str, number: int) -> list[TrustEvent]:
         """Every trust marking of one version, newest first."""
+        ...
+
+    def set_quarantine(
+        self, model: str, number: int, quarantined: bool, actor: str, reason: str, at: datetime
+    ) -> ModelVersion:
+        """Quarantine or release a version and record the ``QuarantineEvent``, together.
+
+        ``VersionNotFound`` when the version does not exist.
+        """
+        ...
+
+    def quarantine_history(self, model: str, number: int) -> list[QuarantineEvent]:
+        """Every quarantine and release of one version, newest first."""
         ...
 
     def generation(self) -> int:
@@ -227,4 +243,31 @@ class ArtifactStore(Protocol):
 
     def gc(self, referenced_manifests: Iterable[str], grace_seconds: float) -> GcReport:
         """Remove old staging data and blobs/manifests that nothing references."""
+        ...
+
+    def put_signature(self, model: str, version: int, data: bytes) -> None:
+        """Keep a version's signature bundle (outside its files, next to the manifests)."""
+        ...
+
+    def find_signature(self, model: str, version: int) -> bytes | None:
+        """A version's signature bundle; ``None`` when it was never signed."""
+        ...
+
+
+class VersionSigner(Protocol):
+    """Signs a version's manifest and checks a signature (``corral.security.signing``)."""
+
+    def sign(self, model: str, version: int, files: Sequence[FileEntry]) -> bytes:
+        """The signature bundle over the version's files."""
+        ...
+
+    def verify(
+        self,
+        model: str,
+        version: int,
+        files: Sequence[FileEntry],
+        bundle: bytes | None,
+        folder: Path | None = None,
+    ) -> None:
+        """``SignatureInvalid`` unless ``bundle`` signs exactly ``files`` (and ``folder``)."""
         ...

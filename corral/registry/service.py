@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from corral.errors import Conflict, IntegrityError, InvalidArgument
@@ -45,6 +46,7 @@ from corral.registry.errors import (
     ConsumerNotFound,
     FileNotInVersion,
     ModelNotFound,
+    SignatureInvalid,
     VersionNotFound,
 )
 from corral.registry.history import rollback_target
@@ -55,7 +57,9 @@ from corral.registry.ports import (
     GcReport,
     RegistryStore,
     VersionQuery,
+    VersionSigner,
 )
+from corral.registry.quarantine import SCANNER_ACTOR, QuarantineVerbs, Scan, scan_upload
 from corral.registry.signature import infer_signature
 from corral.registry.values import MAX_PAGE, detect_flavor, metric_map, page_args, str_map
 
@@ -63,7 +67,7 @@ VersionRef = int | str
 _MODEL_FIELDS = ("description", "owner", "tags", "task", "framework", "license", "source")
 
 
-class RegistryService:
+class RegistryService(QuarantineVerbs):
     """Models, versions, aliases, deployment configs and consumers."""
 
     def __init__(
@@ -75,9 +79,19 @@ class RegistryService:
         staging_grace_seconds: float = 3600.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         config_check: Callable[[dict[str, Any]], object] | None = None,
+        signer: VersionSigner | None = None,
+        require_signatures: bool = True,
+        scan: Scan | None = None,
     ) -> None:
         """``config_check`` refuses malformed deployment configs (``InvalidArgument``);
-        serving supplies it, since it is serving that reads them."""
+        serving supplies it, since it is serving that reads them. With a ``signer`` every
+        new version is signed, and ``check_signature`` refuses a version whose signature
+        fails (or is missing, when ``require_signatures``)."""
+        self.signer = signer
+        self.require_signatures = require_signatures
+        # Scans a version's files before it is published (``corral.security``, by wiring);
+        # an unsafe verdict publishes it quarantined.
+        self.scan = scan
         self.store = store
         self.config_check = config_check
         self.artifacts = artifacts
@@ -219,11 +233,14 @@ class RegistryService:
         source_uri: str = "",
         parent_version: int | None = None,
         alias: str | None = None,
+        sensitive: Sequence[str] | None = None,
         actor: str = "",
     ) -> ModelVersion:
         """Publish the files of an upload as the next version of a model.
 
         The version becomes visible only once its bytes and manifest are durable.
+        ``sensitive`` names input columns of the signature (given or inferred from
+        ``example``) to hash or drop in the prediction log.
         """
         self.get_model(model)
         if alias is not None:
@@ -235,9 +252,13 @@ class RegistryService:
             self.get_version(model, parent_version)
         if signature is None and example is not None:
             signature = infer_signature(example)
+        if sensitive:
+            signature = _mark_sensitive(signature, sensitive)
         entries = self.artifacts.upload_entries(upload_id)
         if not entries:
             raise InvalidArgument(f"upload '{upload_id}' has no files; upload at least one")
+        # Scanned before the write transaction: a long scan must not hold the write lock.
+        scanned = scan_upload(self.artifacts, entries, self.scan) if self.scan else None
         manifest = self.artifacts.put_manifest(entries)
         with self._audit(actor) as record:
             version = self.store.create_version(
@@ -258,6 +279,8 @@ class RegistryService:
                     created_at=self._clock(),
                     files=list(manifest.files),
                     size=manifest.total_size,
+                    quarantined=scanned is not None and not scanned.safe,
+                    scan=scanned.as_json() if scanned is not None else None,
                 )
             )
             record(
@@ -266,6 +289,17 @@ class RegistryService:
                 None,
                 version_view(version),
             )
+            if version.quarantined and scanned is not None:
+                version = self._record_quarantine(
+                    record,
+                    dataclasses.replace(version, quarantined=False),
+                    True,
+                    f"scan at registration: {scanned.summary}",
+                    SCANNER_ACTOR,
+                )
+            if self.signer is not None:  # inside the transaction: no unsigned version commits
+                bundle = self.signer.sign(model, version.number, version.files)
+                self.artifacts.put_signature(model, version.number, bundle)
         self.artifacts.discard_upload(upload_id)
         if alias is not None:
             self.set_alias(model, alias, version.number, reason="set at registration", actor=actor)
@@ -413,6 +447,7 @@ class RegistryService:
             raise IntegrityError(
                 f"version {version.number} of '{model}' failed verification: " + "; ".join(problems)
             )
+        self.check_signature(version)
         return VerifyReport(
             model=model,
             version=version.number,
@@ -421,10 +456,47 @@ class RegistryService:
             bytes_checked=manifest.total_size,
         )
 
+    def check_signature(self, version: ModelVersion, folder: Path | None = None) -> None:
+        """``SignatureInvalid`` (and an audit event) unless the version's signature matches its
+        manifest and, when given, the files of ``folder`` exactly."""
+        if self.signer is None:
+            return
+        bundle = self.artifacts.find_signature(version.model, version.number)
+        if bundle is None and not self.require_signatures:
+            return
+        try:
+            self.signer.verify(version.model, version.number, version.files, bundle, folder)
+        except SignatureInvalid as exc:
+            with self._audit("corral") as record:
+                record(
+                    "version.signature_invalid",
+                    f"model:{version.model}/version:{version.number}",
+                    None,
+                    {"reason": exc.message, "folder": str(folder) if folder else None},
+                )
+            raise
+
+    def sign_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
+        """Sign a version after re-hashing its stored bytes (for versions from before signing)."""
+        if self.signer is None:
+            raise Conflict("signing is not configured on this registry")
+        version = self.get_version(model, ref)
+        problems = self.artifacts.verify(self.artifacts.get_manifest(version.manifest_digest))
+        if problems:
+            raise IntegrityError(
+                f"version {version.number} of '{model}' cannot be signed: " + "; ".join(problems)
+            )
+        with self._audit(actor) as record:
+            bundle = self.signer.sign(model, version.number, version.files)
+            self.artifacts.put_signature(model, version.number, bundle)
+            record("version.sign", f"model:{model}/version:{version.number}", None, {})
+        return version
+
     def version_file(
         self, model: str, ref: VersionRef, path: str
     ) -> tuple[ModelVersion, FileEntry]:
         version = self.get_version(model, ref)
+        self.check_servable(version)
         for entry in version.files:
             if entry.path == path:
                 return version, entry
@@ -781,3 +853,27 @@ class RegistryService:
     def verify_audit(self) -> AuditReport:
         """Re-hash the whole audit chain; the report names the first edited or missing event."""
         return verify_chain(self.store.audit_chain())
+
+
+def _mark_sensitive(signature: Signature | None, names: Sequence[str]) -> Signature:
+    """The signature with the named input columns marked sensitive."""
+    if isinstance(names, str):
+        names = [names]
+    if signature is None:
+        raise InvalidArgument(
+            "sensitive columns need a signature: give an example (or a signature) that "
+            "names the input columns"
+        )
+    known = {column.name for column in signature.inputs}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InvalidArgument(
+            f"sensitive column {', '.join(repr(n) for n in unknown)} is not an input of the "
+            f"signature; its inputs are {', '.join(sorted(known)) or 'none'}"
+        )
+    chosen = set(names)
+    inputs = [
+        dataclasses.replace(column, sensitive=True) if column.name in chosen else column
+        for column in signature.inputs
+    ]
+    return dataclasses.replace(signature, inputs=inputs)

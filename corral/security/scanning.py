@@ -229,15 +229,42 @@ class _Scanner:
     def _unknown(self, fh: BinaryIO, label: str) -> Finding:
         tail = b""
         offset = 0
+        size = _size(fh)
         while chunk := fh.read(_CHUNK):
-            match = PICKLE_MARKER.search(tail + chunk)
-            if match:
+            window = tail + chunk
+            for match in PICKLE_MARKER.finditer(window):
                 at = offset - len(tail) + match.start()
+                if not _plausible_frame(window, match.start(), size - at):
+                    continue  # chance bytes in weights: a frame longer than the file
                 reason = f"unknown format with an embedded pickle stream at byte {at}"
                 return Finding(label, "binary", Verdict.UNSAFE, (reason,))
             tail = chunk[-64:]
             offset += len(chunk)
         return Finding(label, "binary", Verdict.UNKNOWN, ("format not recognised",))
+
+
+def _size(fh: BinaryIO) -> int:
+    """The size of a file on disk; 1 TiB for a stream (a zip member, decompressed data)."""
+    try:
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        return 1 << 40
+
+
+def _plausible_frame(window: bytes, start: int, remaining: int) -> bool:
+    """Whether a framed PROTO marker announces a frame that fits in the rest of the file.
+
+    A real protocol 4/5 pickle opens with PROTO, FRAME and an 8-byte frame length; in
+    random-looking bytes (weights) the same three bytes turn up by chance, but then the
+    length that follows is almost never smaller than the file. Unframed markers (a
+    GLOBAL line) are specific enough on their own.
+    """
+    if window[start + 2 : start + 3] != b"\x95":
+        return True
+    length = window[start + 3 : start + 11]
+    if len(length) < 8:
+        return True  # cut by the end of the read: be safe
+    return int.from_bytes(length, "little") <= remaining
 
 
 def _decompress(fh: BinaryIO, kind: str, limit: int) -> bytes:

@@ -5,7 +5,12 @@ A config (a registry ``ConfigRevision.values``) may hold, besides anything else:
     {"traffic": {"canary": {"version": 4, "percent": 10}, "shadow": {"alias": "challenger"}},
      "batching": {"enabled": true, "max_batch_rows": 64, "max_wait_ms": 2},
      "limits": {"max_rows": 10000},
-     "inputs": {"allow_missing": false}}
+     "inputs": {"allow_missing": false},
+     "monitoring": {"log": true, "sample_rate": 0.25, "sensitive": "hash"}}
+
+``monitoring`` says whether the alias's predictions are logged (``log``), which share of
+requests (``sample_rate``, 0 to 1, chosen per request id) and whether the signature's
+sensitive columns are hashed or dropped from the log (``sensitive``: ``hash`` or ``drop``).
 
 Other top-level keys are left alone; inside these sections every key and value is
 checked, and a mistake is refused naming the exact field and what it must be.
@@ -33,6 +38,17 @@ _SHADOW_KEYS = ("version", "alias")
 _BATCHING_KEYS = ("enabled", "max_batch_rows", "max_wait_ms")
 _LIMITS_KEYS = ("max_rows",)
 _INPUTS_KEYS = ("allow_missing",)
+_MONITORING_KEYS = ("log", "sample_rate", "sensitive")
+SENSITIVE_POLICIES = ("hash", "drop")
+
+
+@dataclass(frozen=True, slots=True)
+class LogPolicy:
+    """Whether and how an alias's predictions are logged (see ``corral.serving.recorder``)."""
+
+    log: bool = True
+    sample_rate: float = 1.0
+    sensitive: str = "hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,13 +56,15 @@ class Deployment:
     """How an alias is served: batching, canary and shadow, and what requests may hold.
 
     ``max_rows`` bounds the rows of one request; ``allow_missing`` lets numeric inputs
-    hold nulls (served as NaN) instead of refusing them.
+    hold nulls (served as NaN) instead of refusing them; ``monitoring`` is its prediction
+    logging.
     """
 
     batching: BatchPolicy = field(default_factory=BatchPolicy)
     traffic: TrafficPolicy = field(default_factory=TrafficPolicy)
     max_rows: int = DEFAULT_MAX_ROWS
     allow_missing: bool = False
+    monitoring: LogPolicy = field(default_factory=LogPolicy)
 
 
 def parse_deployment(
@@ -62,6 +80,7 @@ def parse_deployment(
     batching = _section(values, "batching", _BATCHING_KEYS) or {}
     limits = _section(values, "limits", _LIMITS_KEYS) or {}
     inputs = _section(values, "inputs", _INPUTS_KEYS) or {}
+    monitoring = _section(values, "monitoring", _MONITORING_KEYS) or {}
     defaults = BatchPolicy()
     return Deployment(
         batching=BatchPolicy(
@@ -72,6 +91,20 @@ def parse_deployment(
         traffic=_traffic(_section(values, "traffic", _TRAFFIC_KEYS) or {}),
         max_rows=_count(limits, "limits.max_rows", default_max_rows),
         allow_missing=_flag(inputs, "inputs.allow_missing", False),
+        monitoring=_log_policy(monitoring),
+    )
+
+
+def _log_policy(section: Mapping[str, Any]) -> LogPolicy:
+    sensitive = section.get("sensitive", "hash")
+    if sensitive not in SENSITIVE_POLICIES:
+        raise InvalidArgument(
+            f'monitoring.sensitive must be "hash" or "drop", not {_show(sensitive)}'
+        )
+    return LogPolicy(
+        log=_flag(section, "monitoring.log", True),
+        sample_rate=_number(section, "monitoring.sample_rate", 1.0, high=1.0),
+        sensitive=sensitive,
     )
 
 

@@ -6,6 +6,9 @@ and keeps routes cached. Every ``poll_seconds`` it reads the registry's generati
 anything changed it re-resolves the cached routes, loads their versions, and only then
 swaps the new routes in: a request is always served by a fully loaded version, before or
 after an alias move, never in between.
+
+With a ``PredictionRecorder`` every request answered (or failed after its route was
+resolved) is queued for the prediction log; ``None`` turns logging off.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from corral.serving.deployment import Deployment, parse_deployment
 from corral.serving.inputs import check_rows, request_matrix
 from corral.serving.metrics import ServingMetrics
 from corral.serving.predictor import Array, ArrayPredictor, Outputs, Prediction, Predictor
+from corral.serving.recorder import PredictionRecorder
 from corral.serving.runtime import ModelRuntime, VersionFiles
 from corral.serving.traffic import route as canary_route
 
@@ -72,6 +77,7 @@ class Gateway:
         max_rows: int = 10_000,
         poll_seconds: float = 0.1,
         default_alias: str = DEFAULT_ALIAS,
+        recorder: PredictionRecorder | None = None,
     ) -> None:
         self.registry = registry
         self.cache_dir = cache_dir
@@ -79,6 +85,9 @@ class Gateway:
         self.poll_seconds = poll_seconds
         self.default_alias = default_alias
         self.metrics = ServingMetrics()
+        self.recorder = recorder
+        if recorder is not None:
+            recorder.metrics = self.metrics
         self.runtime = ModelRuntime(self._files, memory_budget_bytes, on_load=self._loaded)
         self._routes: dict[RouteKey, Route] = {}
         self._batchers: dict[tuple[str, int, BatchPolicy], Batcher] = {}
@@ -93,10 +102,12 @@ class Gateway:
 
     def _files(self, model: str, number: int) -> VersionFiles:
         version = self.registry.get_version(model, number)
+        self.registry.check_servable(version)  # a cached copy must not serve either
         folder = fetch_version(
             version,
             self.cache_dir,
             lambda entry: self.registry.stream_file(model, number, entry.path),
+            lambda found: self.registry.check_signature(version, found),
         )
         return VersionFiles(
             folder=folder,
@@ -175,6 +186,7 @@ class Gateway:
                 f"'{found.model}' is invalid ({exc.message}); fix it with a new revision"
             ) from exc
         version = self.registry.get_version(found.model, found.version)
+        self.registry.check_servable(version)
         traffic = deployment.traffic
         canary = (
             self._target(found.model, traffic.canary.ref, "canary")
@@ -334,7 +346,13 @@ class Gateway:
         return self._answer(route, version, canary, matrix, outputs)
 
     def _answer(
-        self, route: Route, version: int, canary: bool, matrix: Array, outputs: Outputs
+        self,
+        route: Route,
+        version: int,
+        canary: bool,
+        matrix: Array,
+        outputs: Outputs,
+        request_id: str = "",
     ) -> Prediction:
         self.metrics.rows.labels(route.model, str(version)).inc(matrix.shape[0])
         return Prediction(
@@ -346,6 +364,7 @@ class Gateway:
             rows=int(matrix.shape[0]),
             canary=canary,
             deprecation=route.deprecation,
+            request_id=request_id,
         )
 
     async def _shadow(self, route: Route, version: int, matrix: Array, served: Outputs) -> None:
@@ -373,6 +392,33 @@ class Gateway:
             time.perf_counter() - started,
         )
 
+    def log_request(
+        self,
+        route: Route,
+        request_id: str,
+        seconds: float,
+        *,
+        matrix: Array | None = None,
+        prediction: Prediction | None = None,
+        error: CorralError | None = None,
+    ) -> None:
+        """Queue a request for the prediction log (nothing when logging is off)."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if prediction is None or error is not None:
+            recorder.record(route, request_id, seconds, error=error.code if error else None)
+            return
+        recorder.record(
+            route,
+            request_id,
+            seconds,
+            version=prediction.version,
+            matrix=matrix,
+            outputs=prediction.outputs,
+            predictor=self.runtime.peek(prediction.model, prediction.version),
+        )
+
     def predict_sync(
         self,
         model: str,
@@ -384,11 +430,21 @@ class Gateway:
         key: str | None = None,
     ) -> Prediction:
         """Check and predict plain inputs without an event loop (the SDK's local mode)."""
+        started = time.perf_counter()
         route = self.resolve(model, version=version, alias=alias, consumer=consumer)
-        matrix = request_matrix(inputs, route.columns, allow_missing=route.allow_missing)
-        number, canary = self._choose(route, matrix, key)
-        outputs = self.runtime.get(route.model, number).predict(matrix)
-        return self._answer(route, number, canary, matrix, outputs)
+        request_id = uuid.uuid4().hex
+        try:
+            matrix = request_matrix(inputs, route.columns, allow_missing=route.allow_missing)
+            number, canary = self._choose(route, matrix, key)
+            outputs = self.runtime.get(route.model, number).predict(matrix)
+        except CorralError as exc:
+            self.log_request(route, request_id, time.perf_counter() - started, error=exc)
+            raise
+        prediction = self._answer(route, number, canary, matrix, outputs, request_id)
+        self.log_request(
+            route, request_id, time.perf_counter() - started, matrix=matrix, prediction=prediction
+        )
+        return prediction
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

@@ -1,4 +1,4 @@
-"""Serving's Prometheus metrics: requests, errors, latency, batches, loads and the cache.
+"""Serving's Prometheus metrics: requests, errors, latency, batches, loads, the cache, the log.
 
 Each gateway owns its registry (several apps can live in one process, as in tests). With
 ``PROMETHEUS_MULTIPROC_DIR`` set (``corral server --workers N`` sets it), every worker
@@ -91,6 +91,20 @@ class ServingMetrics:
             "Versions loaded in memory",
             registry=self.registry,
             multiprocess_mode="liveall",
+        )
+
+        self.log_rows = Counter(
+            "corral_prediction_log_rows",
+            "Prediction log rows by outcome: written, dropped (queue full or store down at "
+            "shutdown), sampled_out, failed_flush (a write failed; the rows are retried)",
+            ("outcome",),
+            registry=self.registry,
+        )
+        self.log_queue_rows = Gauge(
+            "corral_prediction_log_queue_rows",
+            "Prediction log rows held in memory, waiting to be written",
+            registry=self.registry,
+            multiprocess_mode="livesum",
         )
 
     def record_cache(self, stats: RuntimeStats) -> None:

@@ -31,6 +31,7 @@ from corral.registry.entities import (
 from corral.registry.errors import ModelNotFound
 from corral.registry.service import RegistryService
 from corral.serving.gateway import Gateway
+from corral.web._monitoring import monitoring_context, overview_context
 from corral.web._serving import model_serving, serving_status
 
 __all__ = ["install_pages"]
@@ -327,6 +328,52 @@ def _model_context(
 def serving_page(request: Request) -> HTMLResponse:
     context = {"nav": "serving", "status": serving_status(_registry(request), _gateway(request))}
     return _render(request, "serving.html", context)
+
+
+# -- monitoring -------------------------------------------------------------------------
+
+
+@router.get("/models/{name}/monitoring", response_class=HTMLResponse)
+def model_monitoring_page(
+    request: Request,
+    name: str,
+    window: str = "",
+    bucket: str = "",
+    version: str = "",
+    reference: str = "",
+) -> HTMLResponse:
+    try:
+        number = int(version) if version.strip() else None
+    except ValueError:
+        return _error(request, InvalidArgument(f"version {version[:40]!r} is not a number"))
+    try:
+        context = monitoring_context(
+            request.app.state.corral,
+            name,
+            window=window.strip()[:40],
+            bucket=bucket.strip()[:40],
+            version=number,
+            reference=reference.strip()[:MAX_QUERY],
+            base_url=str(request.base_url).rstrip("/"),
+        )
+    except CorralError as exc:
+        command = f"corral register {name} PATH" if isinstance(exc, ModelNotFound) else ""
+        return _error(request, exc, command)
+    return _render(request, "monitoring.html", {"nav": "monitoring", **context})
+
+
+@router.get("/monitoring", response_class=HTMLResponse)
+def monitoring_page(request: Request, page: str | None = None) -> HTMLResponse:
+    svc = _registry(request)
+    found, number = _paged(
+        lambda offset: svc.list_models(None, offset=offset, limit=PAGE_SIZE), page
+    )
+    context = {
+        "nav": "monitoring",
+        "pager": _pager(request, "page", number, found.total, len(found.items), ""),
+        **overview_context(request.app.state.corral, found.items),
+    }
+    return _render(request, "monitoring_overview.html", context)
 
 
 # -- audit ------------------------------------------------------------------------------

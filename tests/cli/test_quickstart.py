@@ -66,6 +66,19 @@ def test_quickstart_fills_a_demo_and_serves_it(tmp_path: Path) -> None:
         page = httpx.get(f"{base}/models/{name}")
         assert page.status_code == 200
         assert "champion" in page.text
+        # The demo is monitored: objectives, logged traffic with its ground truth.
+        status: dict = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = httpx.get(f"{base}/api/v1/models/{name}/monitoring/status").json()
+            if status["labelled_24h"] > 0:
+                break
+            time.sleep(0.5)
+        assert status["requests_24h"] >= 5
+        assert status["labelled_24h"] >= 40
+        assert status["accuracy_24h"] > 0.8
+        assert len(status["objectives"]) == 4
+        assert httpx.get(f"{base}/models/{name}/monitoring").status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
         try:

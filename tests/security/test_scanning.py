@@ -468,3 +468,26 @@ def test_picklescan_second_opinion_is_recorded_when_installed(tmp_path: Path) ->
     assert "picklescan: dangerous global" in opinions["model.pkl"].reasons[0]
     assert opinions["clean.pkl"].verdict is Verdict.SAFE
     assert [f.path for f in report.problems] == ["model.pkl", "model.pkl"]
+
+
+def test_chance_pickle_marker_in_weights_is_not_an_embedded_pickle(tmp_path: Path) -> None:
+    """Random weights can hold PROTO 4 + FRAME by chance; the frame length then cannot fit."""
+    rng = np.random.default_rng(0)
+    noise = rng.bytes(4096)
+    path = tmp_path / "weights.bin"
+    path.write_bytes(noise + b"\x80\x04\x95" + b"\xff" * 8 + noise)
+
+    report = scan_file(path)
+
+    assert report.verdict is not Verdict.UNSAFE, report
+
+
+def test_real_framed_pickle_after_weights_is_unsafe(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = tmp_path / "weights.bin"
+    path.write_bytes(rng.bytes(4096) + _evil(protocol=4))
+
+    report = scan_file(path)
+
+    assert report.verdict is Verdict.UNSAFE
+    assert any("embedded pickle" in r for f in report.findings for r in f.reasons)

@@ -13,6 +13,8 @@ from corral.api.schemas import (
     GcRequest,
     ModelCreate,
     ModelUpdate,
+    QuarantineRead,
+    QuarantineSet,
     TrustRead,
     TrustSet,
     UploadRead,
@@ -203,9 +205,47 @@ def trust_history(name: str, ref: str, svc: RegistryService = Depends(registry))
     return json_response({"trusted": version.trusted, "history": history})
 
 
+@router.put(
+    "/models/{name}/versions/{ref}/quarantine", tags=["versions"], response_model=ModelVersion
+)
+def set_quarantine(
+    name: str,
+    ref: str,
+    body: QuarantineSet,
+    svc: RegistryService = Depends(registry),
+    who: str = Depends(actor),
+) -> Response:
+    """Release a quarantined version (``false``) or quarantine one (``true``), with a reason;
+    audited. Releasing will require the admin role."""
+    version = svc.set_quarantine(
+        name, ref, quarantined=body.quarantined, reason=body.reason, actor=who
+    )
+    return json_response(version, headers=deprecation_headers(version.deprecation))
+
+
+@router.get(
+    "/models/{name}/versions/{ref}/quarantine", tags=["versions"], response_model=QuarantineRead
+)
+def quarantine_history(name: str, ref: str, svc: RegistryService = Depends(registry)) -> Response:
+    """Whether a version is quarantined, its scan report, and every quarantine and release."""
+    version = svc.get_version(name, ref)
+    history = svc.quarantine_history(name, version.number)
+    return json_response(
+        {"quarantined": version.quarantined, "scan": version.scan, "history": history}
+    )
+
+
 @router.post("/models/{name}/versions/{ref}/verify", tags=["versions"], response_model=VerifyReport)
 def verify_version(name: str, ref: str, svc: RegistryService = Depends(registry)) -> Response:
     return json_response(svc.verify_version(name, ref))
+
+
+@router.post("/models/{name}/versions/{ref}/sign", tags=["versions"], response_model=ModelVersion)
+def sign_version(
+    name: str, ref: str, svc: RegistryService = Depends(registry), who: str = Depends(actor)
+) -> Response:
+    """Sign a version (re-hashing its bytes first), e.g. one registered before signing."""
+    return json_response(svc.sign_version(name, ref, actor=who))
 
 
 @router.get("/models/{name}/versions/{ref}/files/{path:path}", tags=["versions"])

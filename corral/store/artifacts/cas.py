@@ -7,6 +7,7 @@ Layout under the root::
     staging/<upload_id>/entries/<key>.json     one finished FileEntry per path
     blobs/sha256/<first 2 hex>/<digest>        one object per distinct content
     manifests/sha256/<digest>.json             canonical JSON of a version's files
+    signatures/<model>/<version>.sigstore.json a version's signature bundle (never collected)
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing_extensions import override
 from corral.errors import IntegrityError, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, Manifest
 from corral.registry.errors import UploadNotFound
-from corral.registry.names import validate_artifact_path
+from corral.registry.names import validate_artifact_path, validate_name
 from corral.registry.ports import ArtifactStore, FileWriter, GcReport
 from corral.store.artifacts._gc import collect_garbage
 
@@ -294,6 +295,24 @@ class FsspecArtifactStore(ArtifactStore):
         if found != digest:
             raise IntegrityError(f"manifest {digest} is corrupted: stored bytes hash to {found}")
         return Manifest(files=_parse_entries(data), digest=digest)
+
+    # -- signatures -----------------------------------------------------------------------
+
+    def _signature_path(self, model: str, version: int) -> str:
+        validate_name("model", model)  # it becomes part of a storage path
+        return self._path("signatures", model, f"{int(version)}.sigstore.json")
+
+    @override
+    def put_signature(self, model: str, version: int, data: bytes) -> None:
+        self._put_bytes(self._signature_path(model, version), data)
+
+    @override
+    def find_signature(self, model: str, version: int) -> bytes | None:
+        try:
+            data: bytes = self._fs.cat_file(self._signature_path(model, version))
+        except FileNotFoundError:
+            return None
+        return data
 
     # -- reading and checking -------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from corral.registry.entities import (
     Model,
     ModelSource,
     ModelVersion,
+    QuarantineEvent,
     Signature,
     TrustEvent,
     VersionStatus,
@@ -24,6 +25,7 @@ from corral.store.sql.tables import (
     AliasEventRow,
     ConfigRevisionRow,
     ConsumerRow,
+    QuarantineEventRow,
     TrustEventRow,
 )
 
@@ -55,15 +57,24 @@ def signature_to_json(signature: Signature | None) -> dict[str, Any] | None:
 
 
 def _column_to_json(column: ColumnSpec) -> dict[str, Any]:
-    return {"name": column.name, "dtype": column.dtype, "shape": list(column.shape)}
+    data: dict[str, Any] = {"name": column.name, "dtype": column.dtype, "shape": list(column.shape)}
+    if column.sensitive:  # written only when set: older rows and readers stay unchanged
+        data["sensitive"] = True
+    return data
+
+
+def _column_from_json(data: dict[str, Any]) -> ColumnSpec:
+    return ColumnSpec(
+        data["name"], data["dtype"], list(data["shape"]), bool(data.get("sensitive", False))
+    )
 
 
 def signature_from_json(data: dict[str, Any] | None) -> Signature | None:
     if data is None:
         return None
     return Signature(
-        inputs=[ColumnSpec(c["name"], c["dtype"], list(c["shape"])) for c in data["inputs"]],
-        outputs=[ColumnSpec(c["name"], c["dtype"], list(c["shape"])) for c in data["outputs"]],
+        inputs=[_column_from_json(c) for c in data["inputs"]],
+        outputs=[_column_from_json(c) for c in data["outputs"]],
     )
 
 
@@ -101,6 +112,9 @@ def version_from_row(row: Any, model: str, with_files: bool = True) -> ModelVers
         files=files_from_json(row.files) if with_files else [],
         size=row.size,
         trusted=bool(row.trusted),
+        # Rows from before the scan (or plain rows without its columns) read as not quarantined.
+        quarantined=bool(getattr(row, "quarantined", False)),
+        scan=dict(report) if (report := getattr(row, "scan_report", None)) else None,
     )
 
 
@@ -166,6 +180,18 @@ def trust_event_from_row(row: TrustEventRow, model: str) -> TrustEvent:
         model=model,
         version=row.version,
         trusted=row.trusted,
+        actor=row.actor,
+        reason=row.reason,
+        at=row.at,
+    )
+
+
+def quarantine_event_from_row(row: QuarantineEventRow, model: str) -> QuarantineEvent:
+    return QuarantineEvent(
+        id=row.id,
+        model=model,
+        version=row.version,
+        action=row.action,
         actor=row.actor,
         reason=row.reason,
         at=row.at,

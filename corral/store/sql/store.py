@@ -41,6 +41,7 @@ from corral.store.sql._convert import (
     version_from_row,
 )
 from corral.store.sql._deploy import DeploymentMethods
+from corral.store.sql._quarantine import QuarantineMethods
 from corral.store.sql._trust import TrustMethods
 from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTagRow, utcnow
 
@@ -108,7 +109,7 @@ def _search_statements(
     return count, page
 
 
-class SqlRegistryStore(AuditMethods, TrustMethods, DeploymentMethods):
+class SqlRegistryStore(AuditMethods, TrustMethods, QuarantineMethods, DeploymentMethods):
     """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first."""
 
     @override
@@ -245,6 +246,8 @@ class SqlRegistryStore(AuditMethods, TrustMethods, DeploymentMethods):
                 files=files_to_json(draft.files),
                 size=draft.size or sum(f.size for f in draft.files),
                 trusted=False,  # granted only by set_trust, which records who and why
+                quarantined=draft.quarantined,
+                scan_report=draft.scan,
             )
             session.add(row)
             session.flush()

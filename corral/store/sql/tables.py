@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -20,10 +21,12 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "AlertRow",
     "AliasEventRow",
     "AliasRow",
     "AuditEventRow",
@@ -32,11 +35,16 @@ __all__ = [
     "ConsumerRow",
     "ModelRow",
     "ModelTagRow",
+    "MonitorSettingsRow",
+    "ObjectiveEvaluationRow",
+    "ObjectiveRow",
     "RegistryStateRow",
     "TrustEventRow",
     "UtcDateTime",
     "VersionRow",
     "VersionTagRow",
+    "WebhookDeliveryRow",
+    "WebhookRow",
     "utcnow",
 ]
 
@@ -140,6 +148,8 @@ class VersionRow(Base):
     files: Mapped[list[Any]] = mapped_column(default=list)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     trusted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    scan_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class VersionTagRow(Base):
@@ -235,6 +245,23 @@ class TrustEventRow(Base):
     at: Mapped[datetime]
 
 
+class QuarantineEventRow(Base):
+    """One quarantine or release of a version: the audit trail of ``versions.quarantined``."""
+
+    __tablename__ = "quarantine_events"
+    __table_args__ = (
+        Index("ix_quarantine_events_model_id_version_id", "model_id", "version", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(256), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+
+
 class RegistryStateRow(Base):
     """The single row (id 1) whose ``generation`` every write transaction increments."""
 
@@ -260,3 +287,107 @@ class AuditEventRow(Base):
     origin: Mapped[str] = mapped_column(String(256))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# --- monitoring (migration 0004) ----------------------------------------------------------
+
+
+class ObjectiveRow(Base):
+    __tablename__ = "objectives"
+    __table_args__ = (Index("ix_objectives_model_id_id", "model_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    metric: Mapped[str] = mapped_column(String(64))
+    comparator: Mapped[str] = mapped_column(String(2))
+    threshold: Mapped[float] = mapped_column(Float)
+    window_seconds: Mapped[int] = mapped_column(Integer)
+    min_samples: Mapped[int] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    margin: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+
+
+class ObjectiveEvaluationRow(Base):
+    __tablename__ = "objective_evaluations"
+    __table_args__ = (Index("ix_objective_evaluations_objective_id_id", "objective_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    objective_id: Mapped[int] = mapped_column(ForeignKey("objectives.id", ondelete="CASCADE"))
+    at: Mapped[datetime]
+    state: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    samples: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+_OPEN = text("state = 'open'")
+
+
+class AlertRow(Base):
+    """An alert; the partial unique index keeps at most one open per objective."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_model_id", "model", "id"),
+        Index(
+            "uq_alerts_objective_id_open",
+            "objective_id",
+            unique=True,
+            sqlite_where=_OPEN,
+            postgresql_where=_OPEN,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    objective_id: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime]
+    message: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_notified_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WebhookRow(Base):
+    """A webhook; ``secret`` is kept as given because signing each delivery needs it."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret: Mapped[str] = mapped_column(Text)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), nullable=True
+    )
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+
+
+class WebhookDeliveryRow(Base):
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_alert_id_id", "alert_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    webhook_id: Mapped[int] = mapped_column(Integer)
+    alert_id: Mapped[int] = mapped_column(Integer)
+    event: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    succeeded: Mapped[bool] = mapped_column(Boolean)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
+class MonitorSettingsRow(Base):
+    """A model's monitoring settings (drift methods, default reference...) as one document."""
+
+    __tablename__ = "monitor_settings"
+
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("models.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    values: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
