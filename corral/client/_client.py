@@ -14,6 +14,7 @@ from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, ModelVersion
 from corral.registry.errors import VersionQuarantined
 from corral.registry.fetching import Progress, fetch_version, write_verified
+from corral.registry.signature import EXAMPLE_FILE
 
 if TYPE_CHECKING:
     from corral.config import Settings
@@ -196,11 +197,11 @@ class Client(MonitoringVerbs):
             for rel, file in files:
                 tick = progress(rel, file.stat().st_size) if progress else None
                 self.upload_file(upload_id, rel, _file_chunks(file, tick))
-            if example_value is not None and "input_example.json" not in dict(files):
+            if example_value is not None and EXAMPLE_FILE not in dict(files):
                 import json
 
                 payload = json.dumps(example_value).encode()
-                self.upload_file(upload_id, "input_example.json", iter([payload]))
+                self.upload_file(upload_id, EXAMPLE_FILE, iter([payload]))
             fields = {
                 "flavor": flavor,
                 "metrics": metrics,

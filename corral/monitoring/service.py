@@ -35,6 +35,7 @@ from corral.monitoring.objectives import objective_state, parse_objective, parse
 from corral.monitoring.ports import ColumnSource, LogStore, MonitoringStore, Notifier
 from corral.monitoring.windows import format_duration, parse_duration, utcnow
 from corral.registry.service import RegistryService
+from corral.registry.signature import EXAMPLE_FILE
 
 if TYPE_CHECKING:
     # scipy.stats takes a second to import: drift and estimation load on first use.
@@ -45,7 +46,6 @@ log = logging.getLogger("corral.monitoring")
 
 __all__ = ["MonitoringService"]
 
-EXAMPLE_FILE = "input_example.json"
 MAX_EXAMPLE_BYTES = 64 << 20
 # How far back labelled rows are looked for to calibrate estimated performance.
 CALIBRATION_DAYS = 30

@@ -13,6 +13,9 @@ from corral.errors import InvalidArgument
 from corral.registry.entities import ColumnSpec, Signature
 
 _MAX_EXAMPLE_BYTES = 16 * 1024 * 1024
+# The file a version's example rows are stored in (registration writes it; serving pages
+# and drift references read it).
+EXAMPLE_FILE = "input_example.json"
 
 
 def _scalar_dtype(value: Any) -> str:

@@ -20,12 +20,12 @@ from corral.errors import CorralError, InvalidArgument
 from corral.registry.entities import ColumnSpec, ModelVersion, Resolution, VersionStatus
 from corral.registry.errors import AliasNotFound
 from corral.registry.service import RegistryService
+from corral.registry.signature import EXAMPLE_FILE
 from corral.serving.deployment import Deployment, parse_deployment
 from corral.serving.gateway import DEFAULT_ALIAS, Gateway
 from corral.serving.inputs import OIP_DTYPES
 from corral.serving.traffic import Target
 
-EXAMPLE_FILE = "input_example.json"
 # An example larger than this is not read for a curl line of one row.
 MAX_EXAMPLE_BYTES = 1 << 20
 # Flavors whose predictors take one request per call (see docs/serving.md, batching).
