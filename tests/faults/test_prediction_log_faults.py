@@ -97,11 +97,13 @@ def test_the_log_buffers_while_the_store_is_unavailable_then_drops_over_its_boun
         for _ in range(10):
             assert http.post("/api/v1/models/clf/predict", json=body).status_code == 200
         deadline = time.monotonic() + 20
+        # The flush thread updates the counters, then the gauge: wait for both.
         while (
             log_metric(metrics(http), 'corral_prediction_log_rows_total{outcome="failed_flush"}')
             < 20
+            or log_metric(metrics(http), "corral_prediction_log_queue_rows") != 20
         ):
-            assert time.monotonic() < deadline, "the failed writes were not counted"
+            assert time.monotonic() < deadline, "the failed writes were not counted and held"
             time.sleep(0.05)
         assert log_metric(metrics(http), "corral_prediction_log_queue_rows") == 20
         for _ in range(30):  # 60 more rows: 30 fit under the bound of 50, 30 are dropped
