@@ -15,7 +15,8 @@ EXPECTED = {
         "RegistryService", "RegistryStore", "Resolution", "Signature", "VersionStatus",
     ],
     "corral.security": [
-        "Finding", "ScanLimits", "ScanReport", "Verdict", "scan_file", "scan_folder",
+        "Finding", "IdentityService", "ScanLimits", "ScanReport", "Verdict", "scan_file",
+        "scan_folder",
     ],
     "corral.serving": [
         "FLAVORS", "ArrayPredictor", "BatchPolicy", "Batcher", "Deployment", "Flavor",

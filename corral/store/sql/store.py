@@ -41,6 +41,7 @@ from corral.store.sql._convert import (
     version_from_row,
 )
 from corral.store.sql._deploy import DeploymentMethods
+from corral.store.sql._identity import IdentityMethods
 from corral.store.sql._quarantine import QuarantineMethods
 from corral.store.sql._trust import TrustMethods
 from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTagRow, utcnow
@@ -109,8 +110,13 @@ def _search_statements(
     return count, page
 
 
-class SqlRegistryStore(AuditMethods, TrustMethods, QuarantineMethods, DeploymentMethods):
-    """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first."""
+class SqlRegistryStore(
+    AuditMethods, TrustMethods, QuarantineMethods, DeploymentMethods, IdentityMethods
+):
+    """The registry's metadata in SQLite or PostgreSQL; the schema must be migrated first.
+
+    It keeps identities too (``corral.accounts.IdentityStore``): users, teams, grants, tokens.
+    """
 
     @override
     def create_model(self, model: Model) -> Model:

@@ -33,13 +33,18 @@ __all__ = [
     "Base",
     "ConfigRevisionRow",
     "ConsumerRow",
+    "GrantRow",
     "ModelRow",
     "ModelTagRow",
     "MonitorSettingsRow",
     "ObjectiveEvaluationRow",
     "ObjectiveRow",
     "RegistryStateRow",
+    "TeamMemberRow",
+    "TeamRow",
+    "TokenRow",
     "TrustEventRow",
+    "UserRow",
     "UtcDateTime",
     "VersionRow",
     "VersionTagRow",
@@ -326,7 +331,11 @@ _OPEN = text("state = 'open'")
 
 
 class AlertRow(Base):
-    """An alert; the partial unique index keeps at most one open per objective."""
+    """An alert; the partial unique index keeps at most one open per objective and source.
+
+    ``source`` is "" for an objective's alert; others name what raised them (e.g.
+    ``signature:<model>/<version>``) and have objective_id 0.
+    """
 
     __tablename__ = "alerts"
     __table_args__ = (
@@ -334,6 +343,7 @@ class AlertRow(Base):
         Index(
             "uq_alerts_objective_id_open",
             "objective_id",
+            "source",
             unique=True,
             sqlite_where=_OPEN,
             postgresql_where=_OPEN,
@@ -343,6 +353,7 @@ class AlertRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model: Mapped[str] = mapped_column(String(128))
     objective_id: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(128), default="", server_default="")
     state: Mapped[str] = mapped_column(String(16))
     opened_at: Mapped[datetime]
     message: Mapped[str] = mapped_column(Text)
@@ -391,3 +402,81 @@ class MonitorSettingsRow(Base):
     )
     values: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime]
+
+
+# --- identity (migration 0006) ------------------------------------------------------------
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    password_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+
+
+class TeamRow(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+
+
+class TeamMemberRow(Base):
+    __tablename__ = "team_members"
+    __table_args__ = (Index("ix_team_members_user_id", "user_id"),)
+
+    team_id: Mapped[int] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class GrantRow(Base):
+    """A role for a user or a team (exactly one is set) on a model, or everywhere (NULL)."""
+
+    __tablename__ = "grants"
+    __table_args__ = (
+        Index("ix_grants_user_id", "user_id"),
+        Index("ix_grants_team_id", "team_id"),
+        Index("ix_grants_model", "model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True
+    )
+    team_id: Mapped[int | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(256), default="")
+
+
+class TokenRow(Base):
+    """An API token or web session; only the SHA-256 of its secret is kept."""
+
+    __tablename__ = "tokens"
+    __table_args__ = (Index("ix_tokens_user_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    models: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    tier: Mapped[str] = mapped_column(String(16), default="bronze")
+    rate_limit: Mapped[str] = mapped_column(String(100), default="")
+    rows_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
