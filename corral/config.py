@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -151,6 +151,40 @@ class Settings(BaseSettings):
     require_signatures: bool = Field(
         default=True,
         description="Refuse to load, fetch or download a version that has no signature.",
+    )
+
+    anonymous_role: Literal["none", "viewer", "consumer", "contributor", "maintainer", "admin"] = (
+        Field(
+            default="none",
+            description="Role of server requests that carry no token or session ('none': refused).",
+        )
+    )
+    token: str | None = Field(
+        default=None,
+        description="API token the CLI and SDK send to a Corral server (`--server`).",
+    )
+    session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a web login lasts before the user must sign in again.",
+    )
+    rate_limit_storage: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live: memory:// (per process) or redis://host:port.",
+    )
+    default_rate_limit: str = Field(
+        default="",
+        description="Requests a token may make unless it has its own limit, e.g. '100/second'.",
+    )
+    max_inflight_predictions: int = Field(
+        default=64,
+        gt=0,
+        description="Predictions a process runs at once; under overload higher tiers go first.",
+    )
+    max_json_depth: int = Field(
+        default=32,
+        gt=0,
+        description="Deepest nesting of arrays and objects accepted in a JSON request body.",
     )
 
     @field_validator("home", "cache_dir", mode="after")

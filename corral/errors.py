@@ -108,6 +108,8 @@ _BY_CODE["too_large"] = InvalidArgument
 _BY_CODE["signature_invalid"] = IntegrityError
 # A quarantined version (corral.registry.errors.VersionQuarantined) is a refused permission.
 _BY_CODE["quarantined"] = PermissionDenied
+# Over a rate limit or a quota (429): try again later, as with any unavailable server.
+_BY_CODE["rate_limited"] = Unavailable
 
 
 def error_class_for_code(code: str) -> type[CorralError]:

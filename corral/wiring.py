@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from corral.monitoring.service import MonitoringService
+    from corral.security.admission import Gatekeeper
+    from corral.security.identity import IdentityService
     from corral.security.signing import ManifestSigner
     from corral.serving.gateway import Gateway
     from corral.serving.recorder import PredictionRecorder
@@ -29,6 +31,22 @@ class Corral:
     engine: Engine
     _gateway: Gateway | None = field(default=None, repr=False)
     _monitoring: MonitoringService | None = field(default=None, repr=False)
+    _gatekeeper: Gatekeeper | None = field(default=None, repr=False)
+    _identity: IdentityService | None = field(default=None, repr=False)
+
+    @property
+    def identity(self) -> IdentityService:
+        """Users, teams, grants, tokens and sessions (kept in the metadata store)."""
+        if self._identity is None:
+            from corral.security.identity import IdentityService
+            from corral.store.ratelimits import validate_limit
+
+            self._identity = IdentityService(
+                self.registry.store,  # type: ignore[arg-type]
+                session_hours=self.settings.session_hours,
+                validate_rate=validate_limit,
+            )
+        return self._identity
 
     @property
     def gateway(self) -> Gateway:
@@ -77,6 +95,29 @@ class Corral:
                 check_url=policy.check,
             )
         return self._monitoring
+
+    @property
+    def gatekeeper(self) -> Gatekeeper:
+        """Request rates, row quotas and tier admission (counters in rate_limit_storage)."""
+        if self._gatekeeper is None:
+            from corral.security.admission import Gatekeeper
+            from corral.store.ratelimits import LimitsCounters
+
+            settings = self.settings
+            self._gatekeeper = Gatekeeper(
+                LimitsCounters(settings.rate_limit_storage),
+                default_rate=settings.default_rate_limit,
+                max_inflight=settings.max_inflight_predictions,
+                on_refuse=lambda reason, tier: self.gateway.metrics.rate_limited.labels(
+                    reason, tier
+                ).inc(),
+            )
+        return self._gatekeeper
+
+    async def aclose(self) -> None:
+        """Release what a server's event loop holds (the rate-limit storage's connections)."""
+        if self._gatekeeper is not None:
+            await self._gatekeeper.aclose()
 
     def close(self) -> None:
         if self._gateway is not None and self._gateway.recorder is not None:
@@ -160,7 +201,14 @@ def open_corral(settings: Settings, *, migrate: bool = True) -> Corral:
         require_signatures=settings.require_signatures,
         scan=scan_for_registration,
     )
-    return Corral(settings=settings, registry=registry, engine=engine)
+    wired = Corral(settings=settings, registry=registry, engine=engine)
+
+    def alert(model: str, version: int, reason: str) -> None:
+        # Monitoring is built on first use, after the registry: look it up when called.
+        wired.monitoring.raise_integrity_alert(model, version, reason)
+
+    registry.on_signature_invalid = alert
+    return wired
 
 
 def _signer(settings: Settings) -> ManifestSigner:

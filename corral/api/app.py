@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from corral._version import __version__
+from corral.api.auth import Authenticator, refresh_forever
 from corral.api.errors import install_error_handlers
 from corral.api.schedule import compact_forever, evaluate_forever
 from corral.config import Settings
@@ -39,7 +40,7 @@ def create_app(
     ``schedule`` runs the objective evaluations (one process of a ``--workers`` server does).
     """
     from corral.api.inference import FrontDoor
-    from corral.api.routes import aliases, audit, models, monitoring, serving
+    from corral.api.routes import aliases, audit, identity, models, monitoring, serving
 
     owned = corral is None
     wired = corral or open_corral(settings or Settings())
@@ -58,10 +59,12 @@ def create_app(
             else None
         )
         compactor = asyncio.create_task(compact_forever(wired)) if schedule else None
+        # Revocations and grant changes made by other processes reach this one's token cache.
+        refresher = asyncio.create_task(refresh_forever(wired, wired.settings.route_poll_seconds))
         try:
             yield
         finally:
-            for task in (evaluator, compactor):
+            for task in (evaluator, compactor, refresher):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -69,6 +72,7 @@ def create_app(
             gateway.stop_watching()
             await watcher
             await gateway.aclose()
+            await wired.aclose()  # rate-limit storage connections belong to this loop
             if recorder is not None:
                 # Every answered request's log rows are written before the process exits.
                 await asyncio.to_thread(recorder.close if owned else recorder.flush)
@@ -88,10 +92,14 @@ def create_app(
     app.include_router(serving.router)
     app.include_router(audit.router)
     app.include_router(monitoring.router)
+    app.include_router(identity.router)
     app.front_door = FrontDoor(
         partial(FastAPI.__call__, app),
         gateway=lambda: wired.gateway,
         max_request_bytes=wired.settings.max_request_bytes,
+        authenticator=Authenticator(lambda: wired.identity, wired.settings.anonymous_role),
+        gatekeeper=wired.gatekeeper,  # built now: a bad rate-limit setting fails at start
+        max_json_depth=wired.settings.max_json_depth,
     )
     from corral.web import install_pages
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import Header, Request
 
+from corral.access import current
 from corral.errors import InvalidArgument
 from corral.registry.audit import ORIGIN
 from corral.registry.service import RegistryService
@@ -18,7 +19,14 @@ async def registry(request: Request) -> RegistryService:
 
 
 async def actor(x_corral_actor: str | None = Header(default=None)) -> str:
-    """Who is calling; until identities exist (the security issue) a self-declared name."""
+    """Who is calling, for the audit log: the principal's name when it authenticated.
+
+    Anonymous callers (when the server lets them in) may name themselves with
+    ``X-Corral-Actor``; an authenticated caller cannot claim to be someone else.
+    """
+    principal = current()
+    if principal.authenticated:
+        return principal.name
     if x_corral_actor is None:
         return "anonymous"
     if len(x_corral_actor) > 128 or not x_corral_actor.isprintable():

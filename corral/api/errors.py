@@ -29,9 +29,12 @@ STATUS_BY_CODE: dict[str, int] = {
     "permission_denied": 403,
     "quarantined": 403,
     "unavailable": 503,
+    "rate_limited": 429,
     "corral_error": 500,
 }
 PROBLEM = "application/problem+json"
+# The WWW-Authenticate value of every 401: RFC 9110 wants it to name the scheme that works.
+CHALLENGE = 'Bearer realm="corral"'
 
 
 def _problem(status: int, title: str, detail: str, code: str, **extra: Any) -> dict[str, Any]:
@@ -64,7 +67,10 @@ def _where(loc: tuple[Any, ...]) -> str:
 async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, CorralError)
     status = STATUS_BY_CODE.get(exc.code, 500)
-    return problem(status, exc.title, exc.message, exc.code)
+    response = problem(status, exc.title, exc.message, exc.code)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = CHALLENGE
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -112,3 +118,50 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+# -- OpenAPI documentation of the error replies (``responses=`` of routers and routes) ------
+
+_ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed request or invalid argument",
+    401: "No valid credentials (send 'Authorization: Bearer <token>')",
+    403: "The caller's role, token scope or a quarantine forbids this",
+    404: "No such model, version, alias or resource",
+    409: "Conflicts with the current state (exists already, unsigned, ...)",
+    413: "The request body is too large",
+    415: "The request body's media type is not accepted",
+    422: "The request does not match its schema or the model's signature",
+    429: "Rate limit or quota exceeded (see Retry-After)",
+    503: "Not available right now (model loading, overload, store down)",
+}
+_PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+    },
+}
+# OIP error bodies are the spec's {"error": "..."}; OIP readiness may add name and ready.
+_OIP_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "ready": {"type": "boolean"}},
+}
+API_ERROR_STATUSES = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+
+
+def error_responses(*statuses: int, oip: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error ``statuses``: problem+json, or OIP's ``{"error": …}``."""
+    media, schema = ("application/json", _OIP_ERROR_SCHEMA) if oip else (PROBLEM, _PROBLEM_SCHEMA)
+    return {
+        status: {"description": _ERROR_DESCRIPTIONS[status], "content": {media: {"schema": schema}}}
+        for status in statuses or API_ERROR_STATUSES
+    }
+
+
+# Every REST route may answer these; routers pass it as ``APIRouter(responses=...)``.
+API_ERRORS = error_responses()
+OIP_ERRORS = error_responses(oip=True)

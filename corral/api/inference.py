@@ -12,22 +12,37 @@ doors answer identically: the same functions build every reply.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from corral.access import Principal, acting_as
+from corral.api.auth import (
+    AUTHORIZATION,
+    CHALLENGE,
+    COOKIE_HEADER,
+    Authenticator,
+    clear_cookie_header,
+    is_oip,
+    send_unauthenticated,
+    sent_session,
+    session_write_refusal,
+)
 from corral.api.encoding import deprecation_headers
 from corral.api.errors import STATUS_BY_CODE, problem_body
-from corral.errors import CorralError, InvalidArgument
+from corral.errors import CorralError, InvalidArgument, Unauthenticated
 from corral.registry.names import validate_name
+from corral.security.admission import Gatekeeper, JsonDepth, RateLimited, check_json_depth
 from corral.serving.errors import InvalidInput, TooLarge
 from corral.serving.gateway import Gateway, Route
 from corral.serving.inputs import oip_matrix, oip_outputs, plain_outputs, request_matrix
@@ -47,6 +62,7 @@ NO_BINARY = (
 # The request headers the hot path reads (lower case, as ASGI gives them).
 _WANTED = {
     b"content-length",
+    b"content-type",
     b"x-corral-consumer",
     b"x-corral-request-key",
     b"inference-header-content-length",
@@ -69,6 +85,8 @@ class Incoming:
     headers: Mapping[str, str]
     query: Mapping[str, str]
     request_id: str
+    # Counts a routed request's rows against the model's and the caller's limits (FrontDoor).
+    charge: Callable[[Route, int], Awaitable[None]] | None = None
 
 
 def check_declared_size(headers: Mapping[str, str], limit: int) -> None:
@@ -169,16 +187,30 @@ def _record(
 def answer_headers(prediction: Prediction) -> dict[str, str]:
     headers = deprecation_headers(prediction.deprecation)
     headers["Corral-Model-Version"] = str(prediction.version)
+    if prediction.out_of_range is not None:  # only when the inputs were range-checked
+        headers["X-Corral-Out-Of-Range"] = str(prediction.out_of_range.count)
     return headers
+
+
+def _challenge(status: int) -> dict[str, str]:
+    return {"WWW-Authenticate": CHALLENGE} if status == 401 else {}
+
+
+def _error_headers(exc: CorralError, status: int) -> dict[str, str]:
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after)}
+    return _challenge(status)
 
 
 def plain_error(exc: CorralError) -> Reply:
     status = STATUS_BY_CODE.get(exc.code, 500)
-    return Reply(status, problem_body(status, exc.title, exc.message, exc.code), {}, PROBLEM)
+    body = problem_body(status, exc.title, exc.message, exc.code)
+    return Reply(status, body, _error_headers(exc, status), PROBLEM)
 
 
 def oip_error(exc: CorralError) -> Reply:
-    return Reply(STATUS_BY_CODE.get(exc.code, 500), orjson.dumps({"error": exc.message}), {})
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    return Reply(status, orjson.dumps({"error": exc.message}), _error_headers(exc, status))
 
 
 PROBLEM = "application/problem+json"
@@ -207,6 +239,8 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
         matrix = request_matrix(
             body["inputs"], route.columns, allow_missing=route.allow_missing, from_json=True
         )
+        if incoming.charge is not None:
+            await incoming.charge(route, len(matrix))
         prediction = await gateway.predict(route, matrix, key=key)
     except CorralError as exc:
         _record(gateway, route, prediction, started, exc, incoming.request_id, matrix)
@@ -224,6 +258,8 @@ async def plain_predict(gateway: Gateway, name: str, incoming: Incoming) -> Repl
     }
     if prediction.deprecation is not None:
         content["deprecation"] = prediction.deprecation.message
+    if prediction.out_of_range is not None and prediction.out_of_range.count:
+        content["out_of_range"] = prediction.out_of_range.to_dict()
     _record(gateway, route, prediction, started, None, incoming.request_id, matrix)
     return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
 
@@ -254,6 +290,8 @@ async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Inco
             raise InvalidInput("'parameters' must be an object", field="parameters")
         key = text(parameters.get("key", incoming.headers.get("x-corral-request-key")), "key")
         matrix = oip_matrix(body.get("inputs"), route.columns, allow_missing=route.allow_missing)
+        if incoming.charge is not None:
+            await incoming.charge(route, len(matrix))
         prediction = await gateway.predict(route, matrix, key=key)
         outputs = oip_outputs(prediction.outputs, requested)
         if requested and not outputs:
@@ -271,11 +309,21 @@ async def oip_infer(gateway: Gateway, name: str, ref: str | None, incoming: Inco
         "model_name": name,
         "model_version": str(prediction.version),
         "id": request_id,
-        "parameters": {"alias": prediction.alias, "canary": prediction.canary},
+        "parameters": _oip_parameters(prediction),
         "outputs": outputs,
     }
     _record(gateway, route, prediction, started, None, str(request_id), matrix)
     return Reply(200, orjson.dumps(content, option=DUMP), answer_headers(prediction))
+
+
+def _oip_parameters(prediction: Prediction) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"alias": prediction.alias, "canary": prediction.canary}
+    flagged = prediction.out_of_range
+    if flagged is not None:  # OIP parameter values are scalars: details go as JSON text
+        parameters["out_of_range_rows"] = flagged.count
+        if flagged.count:
+            parameters["out_of_range"] = orjson.dumps(flagged.to_dict()).decode()
+    return parameters
 
 
 # -- the front door -----------------------------------------------------------------------
@@ -334,13 +382,83 @@ def _safe_headers(headers: list[tuple[bytes, bytes]], path: str) -> list[tuple[b
     return headers
 
 
-class FrontDoor:
-    """The outermost ASGI layer: request ids for all; predictions answered directly."""
+# Probes, scrapers and static files are never rate limited.
+_UNCOUNTED = frozenset({"/v2/health/live", "/v2/health/ready", "/api/v1/health", "/metrics"})
 
-    def __init__(self, app: ASGIApp, gateway: Any, max_request_bytes: int) -> None:
+
+def _counted(path: str) -> bool:
+    return path not in _UNCOUNTED and not path.startswith("/static/")
+
+
+def _json_body(scope: Scope, headers: Mapping[str, str]) -> bool:
+    return scope["method"] in ("POST", "PUT", "PATCH") and "json" in headers.get("content-type", "")
+
+
+def _depth_checked(receive: Receive, limit: int) -> Receive:
+    """``receive``, refusing with 400 a JSON body nested past ``limit`` as it streams in."""
+    depth = JsonDepth(limit)
+
+    async def checked() -> Message:
+        message = await receive()
+        if message["type"] == "http.request":
+            try:
+                depth.feed(message.get("body", b""), last=not message.get("more_body", False))
+            except InvalidArgument as exc:
+                # FastAPI passes an HTTPException raised while reading a body on unchanged.
+                raise HTTPException(400, exc.message) from None
+        return message
+
+    return checked
+
+
+def _charger(keeper: Gatekeeper, principal: Principal) -> Callable[[Route, int], Awaitable[None]]:
+    async def charge(route: Route, rows: int) -> None:
+        limits = route.deployment
+        await keeper.charge(
+            principal,
+            route.model,
+            route.alias,
+            rows,
+            requests_per_second=limits.requests_per_second,
+            rows_per_day=limits.rows_per_day,
+        )
+
+    return charge
+
+
+async def _send_reply(send: Send, reply: Reply, raw_id: bytes) -> None:
+    response_headers = [
+        (b"content-type", reply.media_type.encode()),
+        (b"content-length", str(len(reply.body)).encode()),
+        (REQUEST_ID, raw_id),
+        (NOSNIFF, b"nosniff"),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": response_headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+class FrontDoor:
+    """The outermost ASGI layer: request ids, principals and rate limits; fast predictions.
+
+    Predictions are answered here directly, each within its tier's share of the slots.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        gateway: Any,
+        max_request_bytes: int,
+        authenticator: Authenticator,
+        gatekeeper: Gatekeeper | None = None,
+        max_json_depth: int = 0,
+    ) -> None:
         self.app = app
         self._gateway = gateway  # a callable: the Corral's gateway is built lazily
         self._limit = max_request_bytes
+        self._auth = authenticator
+        self._gatekeeper = gatekeeper  # None: no rate limits, quotas or tiers
+        self._depth = max_json_depth  # 0: JSON nesting is not checked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -348,28 +466,65 @@ class FrontDoor:
             return
         request_id: str | None = None
         headers: dict[str, str] = {}
+        authorization: bytes | None = None
+        cookie: bytes | None = None
         for name, value in scope["headers"]:
             if name == REQUEST_ID:
                 request_id = _incoming_id(value)
             elif name in _WANTED:
                 headers[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == AUTHORIZATION:
+                authorization = value
+            elif name == COOKIE_HEADER:
+                cookie = value if cookie is None else cookie + b"; " + value
         if request_id is None:
             request_id = f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
         scope.setdefault("state", {})["request_id"] = request_id
         raw_id = request_id.encode("latin-1")
-        hot = _hot_path(scope["path"]) if scope["method"] == "POST" else None
-        if hot is not None:
-            await self._predict(scope, receive, send, hot, headers, request_id, raw_id)
+        try:
+            resolved = self._auth.resolve(scope["path"], authorization, cookie)
+        except Unauthenticated as exc:
+            extra = [(REQUEST_ID, raw_id)]
+            stale = sent_session(authorization, cookie)
+            await send_unauthenticated(send, exc, scope["path"], extra, clear_cookie=stale)
             return
+        scope["state"]["principal"] = resolved.principal
+        refused = session_write_refusal(
+            scope["method"], scope["path"], authorization, resolved.principal
+        )
+        if refused is not None:
+            render = oip_error if is_oip(scope["path"]) else plain_error
+            await _send_reply(send, render(refused), raw_id)
+            return
+        with acting_as(resolved.principal):
+            if self._gatekeeper is not None and _counted(scope["path"]):
+                client = scope.get("client")
+                try:
+                    await self._gatekeeper.check_request(
+                        resolved.principal, client[0] if client else None
+                    )
+                except CorralError as exc:  # RateLimited; or a token's limit that is no limit
+                    render = oip_error if is_oip(scope["path"]) else plain_error
+                    await _send_reply(send, render(exc), raw_id)
+                    return
+            hot = _hot_path(scope["path"]) if scope["method"] == "POST" else None
+            if hot is not None:
+                await self._predict(scope, receive, send, hot, headers, request_id, raw_id)
+                return
 
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = _safe_headers(
-                    [*message.get("headers", ()), (REQUEST_ID, raw_id)], scope["path"]
-                )
-            await send(message)
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    extra = [(REQUEST_ID, raw_id)]
+                    if resolved.clear_cookie:
+                        extra.append(clear_cookie_header())
+                    message["headers"] = _safe_headers(
+                        [*message.get("headers", ()), *extra], scope["path"]
+                    )
+                await send(message)
 
-        await self.app(scope, receive, send_with_id)
+            if self._depth and _json_body(scope, headers):
+                receive = _depth_checked(receive, self._depth)
+            await self.app(scope, receive, send_with_id)
 
     async def _predict(
         self,
@@ -383,15 +538,22 @@ class FrontDoor:
     ) -> None:
         name, ref, oip = hot
         render = oip_error if oip else plain_error
+        principal = scope["state"]["principal"]
+        keeper = self._gatekeeper
         try:
-            raw = await self._read(receive, headers)
-            query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
-            incoming = Incoming(raw, headers, query, request_id)
-            gateway = self._gateway()
-            if oip:
-                reply = await oip_infer(gateway, name, ref, incoming)
-            else:
-                reply = await plain_predict(gateway, name, incoming)
+            # Under overload a request is refused before its body is read.
+            with keeper.slot(principal) if keeper is not None else contextlib.nullcontext():
+                raw = await self._read(receive, headers)
+                if self._depth:
+                    check_json_depth(raw, self._depth)
+                query = dict(parse_qsl(scope["query_string"].decode("latin-1")))
+                charge = _charger(keeper, principal) if keeper is not None else None
+                incoming = Incoming(raw, headers, query, request_id, charge)
+                gateway = self._gateway()
+                if oip:
+                    reply = await oip_infer(gateway, name, ref, incoming)
+                else:
+                    reply = await plain_predict(gateway, name, incoming)
         except CorralError as exc:
             reply = render(exc)
         except Exception:
@@ -399,17 +561,7 @@ class FrontDoor:
             reply = render(
                 CorralError("Corral failed unexpectedly; the error is in the server log")
             )
-        response_headers = [
-            (b"content-type", reply.media_type.encode()),
-            (b"content-length", str(len(reply.body)).encode()),
-            (REQUEST_ID, raw_id),
-            (NOSNIFF, b"nosniff"),
-            *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in reply.headers.items()),
-        ]
-        await send(
-            {"type": "http.response.start", "status": reply.status, "headers": response_headers}
-        )
-        await send({"type": "http.response.body", "body": reply.body})
+        await _send_reply(send, reply, raw_id)
 
     async def _read(self, receive: Receive, headers: Mapping[str, str]) -> bytes:
         check_declared_size(headers, self._limit)

@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import Any
 
@@ -43,7 +44,7 @@ import uvicorn
 from corral.config import Settings
 from corral.errors import CorralError, InvalidArgument, Unavailable
 
-__all__ = ["serve"]
+__all__ = ["bootstrap_admin", "serve"]
 
 Say = Callable[[str], None]
 
@@ -81,22 +82,44 @@ def serve(
         raise InvalidArgument(f"--workers must be 1 or more, not {workers}")
     options = {"loop": loop, "http": http, "log_level": "warning", "access_log": False}
     if workers == 1:
-        _serve_in_process(settings, host, port, options)
+        _serve_in_process(settings, host, port, options, say)
         return
     if os.name != "posix":
         raise InvalidArgument("--workers above 1 needs a POSIX system (Linux, macOS); use 1")
     listener = _listen(host, port)
     try:
-        _Supervisor(settings, listener, workers, options, say, stop_timeout).run()
+        # The first start's admin is made once, here, when the workers (which migrate the
+        # database) all serve: never by each worker.
+        started = partial(bootstrap_admin, settings, say)
+        _Supervisor(settings, listener, workers, options, say, stop_timeout, started).run()
     finally:
         listener.close()
 
 
-def _serve_in_process(settings: Settings, host: str, port: int, options: dict[str, Any]) -> None:
+def bootstrap_admin(settings: Settings, say: Say = _stderr) -> str | None:
+    """On the first start (no users yet) create user ``admin`` and show its token once."""
+    from corral.wiring import open_corral
+
+    corral = open_corral(settings)
+    try:
+        secret = corral.identity.bootstrap_admin()
+    finally:
+        corral.close()
+    if secret is not None:
+        say(f"created user 'admin'; its token (shown once): {secret}")
+        say(f"  use it from a shell:  export CORRAL_TOKEN={secret}")
+    return secret
+
+
+def _serve_in_process(
+    settings: Settings, host: str, port: int, options: dict[str, Any], say: Say
+) -> None:
     from corral.api.app import create_app
 
+    app = create_app(settings)
+    bootstrap_admin(settings, say)
     # uvicorn binds through loop.create_server(host, port): its sockets carry IPPROTO_TCP.
-    uvicorn.run(create_app(settings), host=host, port=port, **options)
+    uvicorn.run(app, host=host, port=port, **options)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -159,8 +182,10 @@ class _Supervisor:
         options: dict[str, Any],
         say: Say,
         stop_timeout: float,
+        on_started: Callable[[], object] = lambda: None,
     ) -> None:
         self._settings = settings
+        self._on_started = on_started
         self._listener = listener
         self._count = count
         self._options = options
@@ -270,6 +295,7 @@ class _Supervisor:
             self._all_started = True
             pids = ", ".join(str(w.process.pid) for w in self._workers.values())
             self._say(f"{self._count} workers serving (pids {pids})")
+            self._on_started()
 
     def _on_exit(self, worker: _Worker) -> None:
         self._forget(worker)

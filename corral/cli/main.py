@@ -20,6 +20,7 @@ app = typer.Typer(
 
 class State:
     server: str | None = None
+    token: str | None = None
     home: Path | None = None
     debug: bool = False
     _client: Any = None
@@ -31,7 +32,11 @@ class State:
             settings = self.settings()
             url = self.server or settings.server_url
             self._client = (
-                Client(url, cache_dir=settings.resolved_cache_dir)
+                Client(
+                    url,
+                    token=self.token or settings.token,
+                    cache_dir=settings.resolved_cache_dir,
+                )
                 if url
                 else Client(settings=settings)
             )
@@ -51,6 +56,12 @@ def _root(
     server: str | None = typer.Option(
         None, "--server", envvar="CORRAL_SERVER_URL", help="Corral server URL (default: local home)"
     ),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="CORRAL_TOKEN",
+        help="API token sent to the --server",
+    ),
     home: Path | None = typer.Option(
         None, "--home", envvar="CORRAL_HOME", help="Corral home folder (default ~/.corral)"
     ),
@@ -59,12 +70,13 @@ def _root(
     ),
 ) -> None:
     state.server = server
+    state.token = token
     state.home = home
     state.debug = debug
 
 
 def _register_subcommands() -> None:
-    from corral.cli import audit, monitor, registry, security, server, serving
+    from corral.cli import audit, identity, monitor, registry, security, server, serving
 
     registry.install(app, state)
     serving.install(app, state)
@@ -72,6 +84,7 @@ def _register_subcommands() -> None:
     audit.install(app, state)
     security.install(app, state)
     monitor.install(app, state)
+    identity.install(app, state)
 
 
 _register_subcommands()

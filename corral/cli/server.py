@@ -11,17 +11,27 @@ from corral.cli import _output as o
 db_app = typer.Typer(no_args_is_help=True, help="The metadata database.")
 
 
+def _say(line: str) -> None:
+    # soft_wrap: a token must stay on one line to be copied (stderr is 80 columns in a pipe).
+    o.err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
 def _serve(settings: Any, host: str, port: int, workers: int = 1) -> None:
     from corral.api.serve import serve
 
     o.err.print(f"Corral at http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    serve(
-        settings,
-        host,
-        port,
-        workers=workers,
-        say=lambda line: o.err.print(line, markup=False, highlight=False),
-    )
+    serve(settings, host, port, workers=workers, say=_say)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def install(app: typer.Typer, state: Any) -> None:
@@ -69,6 +79,17 @@ def install(app: typer.Typer, state: Any) -> None:
             soft_wrap=True,
         )
         if not no_serve:
+            from corral.api.serve import bootstrap_admin
+
+            created = bootstrap_admin(settings, _say)
+            if settings.anonymous_role == "none" and _is_loopback(host):
+                # The demo is browsable at once; nothing beyond this machine can reach it.
+                settings = settings.model_copy(update={"anonymous_role": "viewer"})
+                token = "the token above" if created else "a token (CORRAL_TOKEN)"
+                _say(
+                    "anonymous read access is open on loopback only; "
+                    f"predictions and writes need {token}"
+                )
             _serve(settings, host, port)
 
     @db_app.command("upgrade")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral.client._identity import IdentityVerbs
 from corral.client._monitoring import MonitoringVerbs
 from corral.errors import AlreadyExists, InvalidArgument, NotFound
 from corral.registry.entities import FileEntry, ModelVersion
@@ -74,11 +75,13 @@ def _collect(path: Path) -> list[tuple[str, Path]]:
     return files
 
 
-class Client(MonitoringVerbs):
+class Client(MonitoringVerbs, IdentityVerbs):
     """The Corral SDK.
 
     ``Client("http://host:8080")`` talks to a server; ``Client(home="/path")`` (or
     ``Client()`` with no server configured) works on a local Corral home directly.
+    A server is sent ``token`` (default: the ``token`` setting, ``CORRAL_TOKEN``) as
+    ``Authorization: Bearer …``; a local home needs none.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Client(MonitoringVerbs):
         home: str | os.PathLike[str] | None = None,
         settings: Settings | None = None,
         actor: str | None = None,
+        token: str | None = None,
         timeout: float = 60.0,
         cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -108,6 +112,12 @@ class Client(MonitoringVerbs):
             headers = {"User-Agent": "corral-sdk"}
             if actor:
                 headers["X-Corral-Actor"] = actor
+            if token is None:
+                from corral.config import Settings
+
+                token = (settings or Settings()).token
+            if token and token.strip():
+                headers["Authorization"] = f"Bearer {token.strip()}"
             self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, headers=headers)
             self._backend: Any = RemoteRegistry(self._http)
             self.url: str | None = url

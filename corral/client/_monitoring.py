@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import orjson
 
-from corral.errors import InvalidArgument, Unavailable
+from corral.errors import InvalidArgument
 from corral.monitoring.codec import plain
 
 Records = dict[str, Any] | list[dict[str, Any]]
@@ -57,18 +57,9 @@ class MonitoringVerbs:
         return self._corral.monitoring if self._corral is not None else None
 
     def _rest(self, method: str, url: str, **kwargs: Any) -> Any:
-        import httpx
+        from corral.client._remote import api_call
 
-        from corral.client._remote import raise_for_problem
-
-        try:
-            response = self._http.request(method, "/api/v1" + url, **kwargs)
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"cannot reach the Corral server at {self._http.base_url}: {exc}"
-            ) from exc
-        raise_for_problem(response)
-        return None if response.status_code == 204 else orjson.loads(response.content)
+        return api_call(self._http, method, url, **kwargs)
 
     @staticmethod
     def _model_url(model: str) -> str:

@@ -10,7 +10,13 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from corral.errors import CorralError, Unavailable, error_class_for_code
+from corral.errors import (
+    CorralError,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+    error_class_for_code,
+)
 from corral.registry.codec import from_jsonable, jsonable
 from corral.registry.entities import (
     Alias,
@@ -50,8 +56,25 @@ def raise_for_problem(response: httpx.Response) -> None:
         code, detail = body.get("code", ""), body.get("detail") or body.get("title")
     except ValueError:
         code, detail = "", response.text[:500]
-    cls = error_class_for_code(code) if code else CorralError
+    if code:
+        cls = error_class_for_code(code)
+    else:  # not Corral's reply (a proxy in front of it): the status still says what failed
+        cls = _CLASS_BY_STATUS.get(response.status_code, CorralError)
     raise cls(detail or f"HTTP {response.status_code} from {response.request.url}")
+
+
+def api_call(http: httpx.Client, method: str, url: str, **kwargs: Any) -> Any:
+    """``method`` on ``/api/v1<url>``: the reply's JSON (``None`` for 204), or the problem
+    re-raised as its Corral error (``Unavailable`` when the server cannot be reached)."""
+    try:
+        response = http.request(method, "/api/v1" + url, **kwargs)
+    except httpx.TransportError as exc:
+        raise Unavailable(f"cannot reach the Corral server at {http.base_url}: {exc}") from exc
+    raise_for_problem(response)
+    return None if response.status_code == 204 else orjson.loads(response.content)
+
+
+_CLASS_BY_STATUS: dict[int, type[CorralError]] = {401: Unauthenticated, 403: PermissionDenied}
 
 
 class RemoteRegistry:

@@ -3,6 +3,9 @@
 At most one alert per objective is open (the store enforces it), so repeated breaches are
 deduplicated; while it stays open, webhooks hear of it again only once per cooldown. Every
 delivery attempt is stored. Pure rules over a ``MonitoringStore`` and a ``Notifier``.
+
+Integrity alerts (a version whose signature failed) follow the same rules with a ``source``
+instead of an objective: one open per source, until an admin closes it.
 """
 
 from __future__ import annotations
@@ -62,20 +65,26 @@ def _when(value: datetime | None) -> str | None:
 
 
 def alert_payload(
-    alert: Alert, objective: Objective, evaluation: Evaluation | None = None
+    alert: Alert, objective: Objective | None, evaluation: Evaluation | None = None
 ) -> dict[str, Any]:
-    """What a webhook receives about an alert (the notifier adds ``event`` and ``sent_at``)."""
+    """What a webhook receives about an alert (the notifier adds ``event`` and ``sent_at``).
+
+    ``objective`` is None for an integrity alert (its ``source`` says what failed).
+    """
     return {
         "model": alert.model,
         "alert": {
             "id": alert.id,
             "state": str(alert.state),
+            "source": alert.source,
             "message": alert.message,
             "value": alert.value,
             "opened_at": _when(alert.opened_at),
             "closed_at": _when(alert.closed_at),
         },
-        "objective": {
+        "objective": None
+        if objective is None
+        else {
             "id": objective.id,
             "expression": objective.expression,
             "metric": objective.metric,
@@ -105,7 +114,8 @@ def _message(objective: Objective, evaluation: Evaluation) -> str:
 
 
 class AlertKeeper:
-    """Opens, reminds of and closes the alerts of objectives as their evaluations come in."""
+    """Opens, reminds of and closes the alerts of objectives as their evaluations come in,
+    and the integrity alerts raised by ``signal``."""
 
     def __init__(
         self,
@@ -184,8 +194,64 @@ class AlertKeeper:
             self._notify(alert, objective, evaluation, "reminder")
         return alert
 
+    def signal(self, model: str, source: str, message: str) -> Alert:
+        """Open the alert of ``source`` (an integrity failure of ``model``), or update it.
+
+        Opening notifies ``opened``; a repeat updates the message and notifies ``reminder``
+        once the cooldown since the last notice has passed. No evaluation ever closes it.
+        """
+        now = self.clock()
+        current = self.store.open_alert(0, source)
+        if current is None:
+            draft = Alert(
+                id=0,
+                model=model,
+                objective_id=0,
+                source=source,
+                state=AlertState.OPEN,
+                opened_at=now,
+                message=message,
+                last_notified_at=now,
+            )
+            try:
+                alert = self.store.create_alert(draft)
+            except AlertAlreadyOpen:  # another process opened (and announced) it just now
+                current = self.store.open_alert(0, source)
+                if current is None:
+                    return self.signal(model, source, message)
+            else:
+                self._notify(alert, None, None, "opened")
+                return alert
+        last = current.last_notified_at or current.opened_at
+        due = now - last >= self.cooldown
+        alert = self.store.update_alert(
+            replace(
+                current,
+                message=message,
+                last_notified_at=now if due else current.last_notified_at,
+            )
+        )
+        if due:
+            self._notify(alert, None, None, "reminder")
+        return alert
+
+    def close(self, alert: Alert, objective: Objective | None = None) -> Alert:
+        """Close an open alert by hand and notify ``closed`` (a closed one is returned as is)."""
+        if alert.state == AlertState.CLOSED:
+            return alert
+        now = self.clock()
+        closed = self.store.update_alert(
+            replace(alert, state=AlertState.CLOSED, closed_at=now, last_notified_at=now)
+        )
+        self._notify(closed, objective, None, "closed")
+        return closed
+
     def _notify(
-        self, alert: Alert, objective: Objective, evaluation: Evaluation, event: str
+        self,
+        alert: Alert,
+        objective: Objective | None,
+        evaluation: Evaluation | None,
+        event: str,
     ) -> None:
         """Deliver ``event`` to every webhook of the alert's model (or of every model)."""
         payload: Mapping[str, Any] = alert_payload(alert, objective, evaluation)

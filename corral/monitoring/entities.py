@@ -63,7 +63,12 @@ class AlertState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A breached objective; stays open (one per objective) until the objective recovers."""
+    """A breached objective (open until it recovers), or an integrity failure.
+
+    ``source`` is "" for an objective's alert; an integrity alert names what failed, e.g.
+    ``signature:<model>/<version>``, and has ``objective_id`` 0. One per objective and
+    source is open at a time.
+    """
 
     id: int
     model: str
@@ -74,6 +79,7 @@ class Alert:
     value: float | None = None
     closed_at: datetime | None = None
     last_notified_at: datetime | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

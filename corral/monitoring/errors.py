@@ -28,10 +28,11 @@ class WebhookNotFound(NotFound):
 
 
 class AlertAlreadyOpen(Conflict):
-    """Another alert of the objective is open: at most one is, so breaches are deduplicated."""
+    """Another alert of the objective (or source) is open: at most one is, so breaches are
+    deduplicated."""
 
-    def __init__(self, objective_id: int) -> None:
-        super().__init__(
-            f"objective {objective_id} already has an open alert; update that one instead"
-        )
+    def __init__(self, objective_id: int, source: str = "") -> None:
+        of = f"'{source}'" if source else f"objective {objective_id}"
+        super().__init__(f"{of} already has an open alert; update that one instead")
         self.objective_id = objective_id
+        self.source = source

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from corral.access import Action, current, require
 from corral.errors import InvalidArgument
 from corral.monitoring.alerts import AlertKeeper, check_webhook_secret, check_webhook_url
 from corral.monitoring.columns import ArrayColumns
@@ -34,6 +35,7 @@ from corral.monitoring.labels import label_text, label_value
 from corral.monitoring.objectives import objective_state, parse_objective, parse_spec
 from corral.monitoring.ports import ColumnSource, LogStore, MonitoringStore, Notifier
 from corral.monitoring.windows import format_duration, parse_duration, utcnow
+from corral.registry.permissions import require_owner_or, require_somewhere, visible
 from corral.registry.service import RegistryService
 from corral.registry.signature import EXAMPLE_FILE
 
@@ -96,6 +98,7 @@ class MonitoringService:
         version: int | None = None,
     ) -> dict[str, Any]:
         """Traffic, latency, realised and estimated performance per calendar bucket."""
+        require(Action.READ, model)
         self.registry.get_model(model)
         size = parse_duration(bucket, what="bucket")
         end = _dates(until, self.clock())
@@ -165,6 +168,7 @@ class MonitoringService:
 
     def record_feedback(self, model: str, records: Sequence[Mapping[str, Any]]) -> FeedbackReceipt:
         """Store ground truth given as ``{request_id, label, row?}`` objects."""
+        require(Action.PREDICT, model)
         self.registry.get_model(model)
         if isinstance(records, Mapping):
             records = [records]
@@ -200,6 +204,7 @@ class MonitoringService:
 
     def upload_feedback(self, model: str, data: bytes, fmt: str) -> FeedbackReceipt:
         """Store ground truth from a CSV, JSON-lines or Parquet upload."""
+        require(Action.PREDICT, model)
         self.registry.get_model(model)
         rows = self._parse_feedback(data, fmt)
         return self._store_feedback(model, rows)
@@ -231,6 +236,7 @@ class MonitoringService:
         until: datetime | None = None,
     ) -> DriftReport:
         """Drift of the latest window of logged inputs against a reference."""
+        require(Action.READ, model)
         from corral.monitoring.drift import DriftSettings, drift_report
 
         self.registry.get_model(model)
@@ -289,6 +295,7 @@ class MonitoringService:
 
     def list_objectives(self, model: str) -> list[dict[str, Any]]:
         """Each objective of ``model`` with the state of its latest evaluation."""
+        require(Action.READ, model)
         self.registry.get_model(model)
         return [self._objective_view(o) for o in self.store.list_objectives(model)]
 
@@ -305,6 +312,8 @@ class MonitoringService:
     def create_objective(
         self, model: str, expression: str, *, version: int | None = None, actor: str = ""
     ) -> Objective:
+        """Add an objective to ``model`` (e.g. ``accuracy >= 0.9 over 7d, min 500``)."""
+        self._maintain(model)
         self.registry.get_model(model)
         if version is not None:
             self.registry.get_version(model, version)
@@ -315,6 +324,7 @@ class MonitoringService:
         return self.store.create_objective(objective)
 
     def delete_objective(self, model: str, objective_id: int, *, actor: str = "") -> None:
+        self._maintain(model)
         self.registry.get_model(model)
         self._objective(model, objective_id)
         self.store.delete_objective(objective_id)
@@ -331,12 +341,14 @@ class MonitoringService:
     def objective_history(
         self, model: str, objective_id: int, limit: int = 100
     ) -> list[Evaluation]:
+        require(Action.READ, model)
         self.registry.get_model(model)
         self._objective(model, objective_id)
         return self.store.list_evaluations(objective_id, limit)
 
     def apply(self, model: str, spec: Mapping[str, Any], *, actor: str = "") -> dict[str, Any]:
         """Replace ``model``'s objectives and settings with a monitoring spec (the YAML file)."""
+        self._maintain(model)
         self.registry.get_model(model)
         from corral.monitoring.drift import DriftSettings
 
@@ -395,6 +407,7 @@ class MonitoringService:
         self, model: str, metric: str, seconds: int, *, version: int | None = None
     ) -> tuple[float | None, int]:
         """``(value, samples)`` of one metric over the window of ``seconds`` ending now."""
+        require(Action.READ, model)
         end = self.clock()
         start = end - timedelta(seconds=seconds)
         if metric == "drift_share":
@@ -421,9 +434,15 @@ class MonitoringService:
         return (float(value) if value is not None else None), int(samples or 0)
 
     def evaluate(self, model: str | None = None) -> list[Evaluation]:
-        """Evaluate every objective (of ``model``, or all), record it, open/close alerts."""
+        """Evaluate every objective (of ``model``, or all), record it, open/close alerts.
+
+        One model's needs its maintainer; every model's, the maintainer role globally.
+        """
         if model is not None:
+            self._maintain(model)
             self.registry.get_model(model)
+        else:
+            require(Action.MAINTAIN)
         done = []
         for objective in self.store.list_objectives(model):
             try:
@@ -454,6 +473,7 @@ class MonitoringService:
 
     def status(self, model: str) -> dict[str, Any]:
         """The model's last day in one object: traffic, latency, objectives, open alerts."""
+        require(Action.READ, model)
         self.registry.get_model(model)
         end = self.clock()
         day = 86400
@@ -472,17 +492,61 @@ class MonitoringService:
     def list_alerts(
         self, model: str | None = None, state: str | None = None, limit: int = 100
     ) -> list[Alert]:
+        """Alerts, newest first: of ``model``, or of every model the caller can see."""
+        if model is not None:
+            require(Action.READ, model)
+        else:
+            require_somewhere(Action.READ)
         if state not in (None, "open", "closed"):
             raise InvalidArgument(f"alert state must be 'open' or 'closed', not {state!r}")
         if model is not None:
             self.registry.get_model(model)
-        return self.store.list_alerts(model, state, limit)
+            return self.store.list_alerts(model, state, limit)
+        principal = current()
+        if principal.sees_everything:
+            return self.store.list_alerts(None, state, limit)
+        # One query per model the caller may see (few), merged newest first.
+        names = principal.scope if principal.scope is not None else principal.model_roles
+        found = [
+            alert
+            for name in sorted(n for n in names if principal.can_see(n))
+            for alert in self.store.list_alerts(name, state, limit)
+        ]
+        return sorted(found, key=lambda alert: alert.id, reverse=True)[:limit]
+
+    def raise_integrity_alert(self, model: str, version: int, message: str) -> Alert:
+        """Open (or update) the alert of a version whose signature failed; webhooks hear it.
+
+        The registry calls it (through the wiring) when it refuses a version, whoever asked:
+        it checks no access. One alert per version stays open until an admin closes it.
+        """
+        return self.alerts.signal(model, f"signature:{model}/{version}", message)
+
+    def close_alert(self, alert_id: int, *, actor: str = "") -> Alert:
+        """Close an open alert by hand (admins only); its model's webhooks hear ``closed``."""
+        require(Action.ADMIN)
+        alert = self.store.get_alert(alert_id)
+        objective: Objective | None = None
+        if alert.objective_id:
+            from corral.monitoring.errors import ObjectiveNotFound
+
+            try:
+                objective = self.store.get_objective(alert.objective_id)
+            except ObjectiveNotFound:  # deleted since: the alert is history either way
+                objective = None
+        closed = self.alerts.close(alert, objective)
+        log.info("alert %d of '%s' closed by %s", alert_id, alert.model, actor or "?")
+        return closed
 
     def create_webhook(
         self, url: str, secret: str, *, model: str | None = None, actor: str = ""
     ) -> Webhook:
+        """A webhook for ``model``'s alerts (its maintainers), or for every model's (admins)."""
         if model is not None:
+            self._maintain(model)
             self.registry.get_model(model)
+        else:
+            require(Action.ADMIN)
         check_webhook_url(url)
         if self._check_url is not None:
             self._check_url(url)
@@ -491,12 +555,34 @@ class MonitoringService:
         return self.store.create_webhook(hook, secret)
 
     def list_webhooks(self, model: str | None = None) -> list[Webhook]:
-        return self.store.list_webhooks(model)
+        """The webhooks that hear of ``model``'s alerts, or every one the caller can see."""
+        if model is not None:
+            require(Action.READ, model)
+            return self.store.list_webhooks(model)
+        principal = require_somewhere(Action.READ)
+        return [w for w in self.store.list_webhooks(None) if visible(principal, w.model)]
 
     def delete_webhook(self, webhook_id: int, *, actor: str = "") -> None:
+        """Delete a webhook: a model's by its maintainers, a global one by admins."""
+        hook = next((w for w in self.store.list_webhooks(None) if w.id == webhook_id), None)
+        if hook is None:
+            require_somewhere(Action.MAINTAIN)  # then the store says it does not exist
+        elif hook.model is None:
+            require(Action.ADMIN)
+        else:
+            self._maintain(hook.model)
         self.store.delete_webhook(webhook_id)
 
+    def _maintain(self, model: str) -> None:
+        require_owner_or(Action.MAINTAIN, model, lambda: self._owner(model))
+
+    def _owner(self, model: str) -> str:
+        found = self.registry.store.find_model(model)
+        return found.owner if found is not None else ""
+
     def list_deliveries(self, alert_id: int | None = None, limit: int = 100) -> list[Delivery]:
+        """Webhook delivery attempts, newest first (admins only: they name every endpoint)."""
+        require(Action.ADMIN)
         if alert_id is not None:
             self.store.get_alert(alert_id)
         return self.store.list_deliveries(alert_id, limit)

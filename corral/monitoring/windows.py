@@ -11,6 +11,9 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 
 
+_LONGEST = 100 * 365 * 86_400
+
+
 def parse_duration(text: str, *, what: str = "duration") -> int:
     """Seconds in ``text`` such as ``90s``, ``15m``, ``1h``, ``7d`` or ``2w``."""
     match = _DURATION.match(str(text))
@@ -21,6 +24,8 @@ def parse_duration(text: str, *, what: str = "duration") -> int:
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
     if seconds < 1:
         raise InvalidArgument(f"{what} {text!r} is shorter than one second")
+    if seconds > _LONGEST:
+        raise InvalidArgument(f"{what} {text!r} is longer than a hundred years")
     return int(seconds)
 
 

@@ -4,7 +4,8 @@ The registry does not scan: ``corral.security`` does, handed in by ``corral.wiri
 ``scan`` callable that reads a folder and returns a :class:`ScanOutcome`. The registry copies
 the upload's stored bytes (each verified against its digest) into a private folder, passes it
 to the scan and publishes the version quarantined when the verdict is unsafe. A quarantined
-version is neither served nor downloaded until an admin releases it with a reason.
+version is neither served nor downloaded (by anyone, admins included) until an admin releases
+it with a reason; only admins quarantine or release.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from corral.access import Action, require
 from corral.errors import InvalidArgument
 from corral.registry.entities import FileEntry, ModelVersion, QuarantineEvent
 from corral.registry.errors import VersionQuarantined
@@ -89,7 +91,8 @@ class QuarantineVerbs:
         actor: str = "",
     ) -> ModelVersion:
         """Quarantine a version by hand, or release one (``quarantined=False``); both need a
-        reason and are audited. Releasing will need the admin role (issue 5)."""
+        reason, are audited and need the admin role."""
+        require(Action.ADMIN, model)
         reason = reason.strip()
         version = self.get_version(model, ref)
         if not reason:
@@ -123,12 +126,14 @@ class QuarantineVerbs:
 
     def quarantine_history(self, model: str, ref: int | str) -> list[QuarantineEvent]:
         """Every quarantine and release of a version, newest first."""
+        require(Action.READ, model)
         version = self.get_version(model, ref)
         return self.store.quarantine_history(model, version.number)
 
     def check_servable(self, version: ModelVersion) -> None:
         """``VersionQuarantined`` (naming the findings and the release command) when the
         version may be neither served nor downloaded."""
+        require(Action.READ, version.model)
         if not version.quarantined:
             return
         scan = version.scan or {}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from corral.access import Action, require
 from corral.errors import Conflict, IntegrityError, InvalidArgument
 from corral.registry.audit import (
     AuditQuery,
@@ -51,6 +53,13 @@ from corral.registry.errors import (
 )
 from corral.registry.history import rollback_target
 from corral.registry.names import validate_artifact_path, validate_name
+from corral.registry.permissions import (
+    default_owner,
+    require_owner_or,
+    require_somewhere,
+    visible,
+    visible_page,
+)
 from corral.registry.ports import (
     ArtifactStore,
     FileWriter,
@@ -61,9 +70,17 @@ from corral.registry.ports import (
 )
 from corral.registry.quarantine import SCANNER_ACTOR, QuarantineVerbs, Scan, scan_upload
 from corral.registry.signature import infer_signature
-from corral.registry.values import MAX_PAGE, detect_flavor, metric_map, page_args, str_map
+from corral.registry.values import (
+    MAX_NUMBER,
+    MAX_PAGE,
+    detect_flavor,
+    metric_map,
+    page_args,
+    str_map,
+)
 
 VersionRef = int | str
+log = logging.getLogger("corral.registry")
 _MODEL_FIELDS = ("description", "owner", "tags", "task", "framework", "license", "source")
 
 
@@ -82,12 +99,15 @@ class RegistryService(QuarantineVerbs):
         signer: VersionSigner | None = None,
         require_signatures: bool = True,
         scan: Scan | None = None,
+        on_signature_invalid: Callable[[str, int, str], None] | None = None,
     ) -> None:
         """``config_check`` refuses malformed deployment configs (``InvalidArgument``);
         serving supplies it, since it is serving that reads them. With a ``signer`` every
         new version is signed, and ``check_signature`` refuses a version whose signature
-        fails (or is missing, when ``require_signatures``)."""
+        fails (or is missing, when ``require_signatures``), then tells
+        ``on_signature_invalid(model, version, reason)`` (monitoring's alert, by wiring)."""
         self.signer = signer
+        self.on_signature_invalid = on_signature_invalid
         self.require_signatures = require_signatures
         # Scans a version's files before it is published (``corral.security``, by wiring);
         # an unsafe verdict publishes it quarantined.
@@ -105,6 +125,14 @@ class RegistryService(QuarantineVerbs):
         with self.store.audited() as drafts:
             yield Recorder(drafts, actor, self._clock)
 
+    def _maintain(self, model: str) -> None:
+        """``require(MAINTAIN, model)``, which the model's owner passes too."""
+        require_owner_or(Action.MAINTAIN, model, lambda: self._owner(model))
+
+    def _owner(self, model: str) -> str:
+        found = self.store.find_model(model)
+        return found.owner if found is not None else ""
+
     # -- models -----------------------------------------------------------------------
 
     def create_model(
@@ -121,6 +149,7 @@ class RegistryService(QuarantineVerbs):
         actor: str = "",
     ) -> Model:
         """Create a model; ``AlreadyExists`` when the name is taken."""
+        require(Action.REGISTER)
         validate_name("model", name)
         now = self._clock()
         with self._audit(actor) as record:
@@ -128,7 +157,7 @@ class RegistryService(QuarantineVerbs):
                 Model(
                     name=name,
                     description=description,
-                    owner=owner or actor,
+                    owner=owner or default_owner(actor),
                     tags=str_map("tag", tags),
                     task=task,
                     framework=framework,
@@ -150,6 +179,7 @@ class RegistryService(QuarantineVerbs):
             raise InvalidArgument(f"source must be one of {allowed}, not {source!r}") from exc
 
     def get_model(self, name: str) -> Model:
+        require(Action.READ, name)
         model = self.store.find_model(name)
         if model is None:
             raise ModelNotFound(name)
@@ -162,10 +192,19 @@ class RegistryService(QuarantineVerbs):
         offset: int = 0,
         limit: int = 100,
     ) -> Page[Model]:
+        """Models whose name or description contains ``query``, with all of ``tags``."""
+        require_somewhere(Action.READ)
         page_args(offset, limit)
-        return self.store.list_models(query or None, str_map("tag", tags), offset, limit)
+        wanted = str_map("tag", tags)
+        return visible_page(
+            lambda start, size: self.store.list_models(query or None, wanted, start, size),
+            lambda model: model.name,
+            offset,
+            limit,
+        )
 
     def update_model(self, name: str, *, actor: str = "", **changes: Any) -> Model:
+        self._maintain(name)
         unknown = set(changes) - set(_MODEL_FIELDS)
         if unknown:
             raise InvalidArgument(f"cannot change {', '.join(sorted(unknown))} of a model")
@@ -187,6 +226,7 @@ class RegistryService(QuarantineVerbs):
         return updated
 
     def delete_model(self, name: str, *, actor: str = "") -> None:
+        require(Action.ADMIN, name)
         current = self.get_model(name)
         with self._audit(actor) as record:
             self.store.delete_model(name)
@@ -196,10 +236,12 @@ class RegistryService(QuarantineVerbs):
 
     def begin_upload(self) -> str:
         """Open a staging area for the files of a future version."""
+        require_somewhere(Action.REGISTER)
         return self.artifacts.begin_upload()
 
     def upload_file(self, upload_id: str, path: str, chunks: Iterable[bytes]) -> FileEntry:
         """Stream one file into an upload; it is hashed and stored by content."""
+        require_somewhere(Action.REGISTER)
         writer = self.open_upload_file(upload_id, path)
         try:
             for chunk in chunks:
@@ -211,11 +253,13 @@ class RegistryService(QuarantineVerbs):
 
     def open_upload_file(self, upload_id: str, path: str) -> FileWriter:
         """A writer for one file of an upload (for callers that push chunks themselves)."""
+        require_somewhere(Action.REGISTER)
         validate_artifact_path(path)
         self.artifacts.upload_entries(upload_id)  # raises UploadNotFound
         return self.artifacts.open_writer(upload_id, path, self.max_upload_bytes)
 
     def discard_upload(self, upload_id: str) -> None:
+        require_somewhere(Action.REGISTER)
         self.artifacts.discard_upload(upload_id)
 
     def create_version(
@@ -242,7 +286,10 @@ class RegistryService(QuarantineVerbs):
         ``sensitive`` names input columns of the signature (given or inferred from
         ``example``) to hash or drop in the prediction log.
         """
-        self.get_model(model)
+        require(Action.REGISTER, model)
+        self.get_model(model)  # a missing model is NotFound (the SDK then creates it)
+        if alias is not None:  # checked before writing: a refused alias leaves no new version
+            self._maintain(model)
         if alias is not None:
             validate_name("alias", alias)
         metric_values = metric_map(metrics)
@@ -307,8 +354,9 @@ class RegistryService(QuarantineVerbs):
 
     def get_version(self, model: str, ref: VersionRef) -> ModelVersion:
         """A version by number, or by the alias that points at it."""
+        require(Action.READ, model)
         number = self._number(model, ref)
-        version = self.store.find_version(model, number)
+        version = self.store.find_version(model, number) if 0 < number <= MAX_NUMBER else None
         if version is None:
             self.get_model(model)
             raise VersionNotFound(model, number)
@@ -317,7 +365,7 @@ class RegistryService(QuarantineVerbs):
     def _number(self, model: str, ref: VersionRef) -> int:
         if isinstance(ref, int):
             return ref
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():  # not '²', which int() refuses
             return int(ref)
         validate_name("alias", ref)
         alias = self.store.find_alias(model, ref)
@@ -331,6 +379,7 @@ class RegistryService(QuarantineVerbs):
         raise AliasNotFound(model, ref)
 
     def list_versions(self, model: str, offset: int = 0, limit: int = 100) -> Page[ModelVersion]:
+        require(Action.READ, model)
         self.get_model(model)
         return self.search_versions(model=model, offset=offset, limit=limit)
 
@@ -345,26 +394,37 @@ class RegistryService(QuarantineVerbs):
         limit: int = 100,
     ) -> Page[ModelVersion]:
         """Versions across models filtered by model name (substring), tags and status."""
+        if model is not None:
+            require(Action.READ, model)
+        else:
+            require_somewhere(Action.READ)
         page_args(offset, limit)
         try:
             wanted = VersionStatus(status) if status else None
         except ValueError as exc:
             raise InvalidArgument(f"unknown version status {status!r}") from exc
-        return self.store.list_versions(
-            VersionQuery(
-                model=model,
-                name_contains=name_contains or None,
-                tags=str_map("tag", tags),
-                status=wanted,
-                offset=offset,
-                limit=limit,
-            )
+        tag_values = str_map("tag", tags)
+        return visible_page(
+            lambda start, size: self.store.list_versions(
+                VersionQuery(
+                    model=model,
+                    name_contains=name_contains or None,
+                    tags=tag_values,
+                    status=wanted,
+                    offset=start,
+                    limit=size,
+                )
+            ),
+            lambda version: version.model,
+            offset,
+            limit,
         )
 
     def deprecate_version(
         self, model: str, ref: VersionRef, message: str, *, actor: str = ""
     ) -> ModelVersion:
         """Mark a version deprecated: it still serves, and says so."""
+        self._maintain(model)
         if not message.strip():
             raise InvalidArgument("a deprecation needs a message telling consumers what to do")
         version = self.get_version(model, ref)
@@ -372,6 +432,7 @@ class RegistryService(QuarantineVerbs):
         return self._set_deprecation(version, deprecation, actor)
 
     def undeprecate_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
+        self._maintain(model)
         version = self.get_version(model, ref)
         return self._set_deprecation(version, None, actor)
 
@@ -402,7 +463,9 @@ class RegistryService(QuarantineVerbs):
 
         Code-bearing flavors (``python``, ``pickle``, ``joblib``) load only when trusted.
         Trusting needs a reason; marking the same value again is allowed and recorded too.
+        Only an admin trusts or distrusts.
         """
+        require(Action.ADMIN, model)
         reason = reason.strip()
         if trusted and not reason:
             raise InvalidArgument(
@@ -424,15 +487,20 @@ class RegistryService(QuarantineVerbs):
 
     def trust_history(self, model: str, ref: VersionRef) -> list[TrustEvent]:
         """Every trust marking of a version, newest first."""
+        require(Action.READ, model)
         version = self.get_version(model, ref)
         return self.store.trust_history(model, version.number)
 
     def generation(self) -> int:
-        """A number that grows with every registry write: poll it to know when to refresh."""
+        """A number that grows with every registry write: poll it to know when to refresh.
+
+        Unchecked: it says nothing about any model, and readiness probes ask for it.
+        """
         return self.store.generation()
 
     def verify_version(self, model: str, ref: VersionRef) -> VerifyReport:
         """Re-hash every stored byte of a version; ``IntegrityError`` names each bad file."""
+        require(Action.READ, model)
         version = self.get_version(model, ref)
         manifest = self.artifacts.get_manifest(version.manifest_digest)
         if sorted(manifest.files, key=lambda f: f.path) != sorted(
@@ -459,6 +527,7 @@ class RegistryService(QuarantineVerbs):
     def check_signature(self, version: ModelVersion, folder: Path | None = None) -> None:
         """``SignatureInvalid`` (and an audit event) unless the version's signature matches its
         manifest and, when given, the files of ``folder`` exactly."""
+        require(Action.READ, version.model)
         if self.signer is None:
             return
         bundle = self.artifacts.find_signature(version.model, version.number)
@@ -474,10 +543,20 @@ class RegistryService(QuarantineVerbs):
                     None,
                     {"reason": exc.message, "folder": str(folder) if folder else None},
                 )
+            if self.on_signature_invalid is not None:
+                try:
+                    self.on_signature_invalid(version.model, version.number, exc.message)
+                except Exception:  # the alert is a courtesy: the refusal must still be raised
+                    log.exception(
+                        "could not raise the alert of version %d of '%s'",
+                        version.number,
+                        version.model,
+                    )
             raise
 
     def sign_version(self, model: str, ref: VersionRef, *, actor: str = "") -> ModelVersion:
         """Sign a version after re-hashing its stored bytes (for versions from before signing)."""
+        self._maintain(model)
         if self.signer is None:
             raise Conflict("signing is not configured on this registry")
         version = self.get_version(model, ref)
@@ -495,6 +574,8 @@ class RegistryService(QuarantineVerbs):
     def version_file(
         self, model: str, ref: VersionRef, path: str
     ) -> tuple[ModelVersion, FileEntry]:
+        """A version and its file at ``path`` (refused while the version is quarantined)."""
+        require(Action.READ, model)
         version = self.get_version(model, ref)
         self.check_servable(version)
         for entry in version.files:
@@ -504,6 +585,7 @@ class RegistryService(QuarantineVerbs):
 
     def read_file(self, entry: FileEntry, *, verify_first: bool = True) -> Iterator[bytes]:
         """The bytes of a stored file; verified in full before the first byte when asked."""
+        require_somewhere(Action.READ)  # the entry came from a checked ``version_file``
         if verify_first:
             for _ in self.artifacts.read_file(entry):
                 pass
@@ -511,6 +593,7 @@ class RegistryService(QuarantineVerbs):
 
     def stream_file(self, model: str, version: int, path: str) -> Iterator[bytes]:
         """The bytes of one file of a version; ``IntegrityError`` at the end on a mismatch."""
+        require(Action.READ, model)
         _, entry = self.version_file(model, version, path)
         return self.artifacts.read_file(entry)
 
@@ -528,6 +611,7 @@ class RegistryService(QuarantineVerbs):
         actor: str = "",
     ) -> Alias:
         """Point an alias at a version (and optionally a config revision); record the move."""
+        self._maintain(model)
         validate_name("alias", alias)
         if alias.isdigit() or alias == "latest":
             raise InvalidArgument(f"alias name '{alias}' is reserved; choose another")
@@ -578,6 +662,7 @@ class RegistryService(QuarantineVerbs):
             )
 
     def get_alias(self, model: str, alias: str) -> Alias:
+        require(Action.READ, model)
         validate_name("alias", alias)
         found = self.store.find_alias(model, alias)
         if found is None:
@@ -586,15 +671,18 @@ class RegistryService(QuarantineVerbs):
         return found
 
     def list_aliases(self, model: str) -> list[Alias]:
+        require(Action.READ, model)
         self.get_model(model)
         return self.store.list_aliases(model)
 
     def delete_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> None:
+        self._maintain(model)
         current = self.get_alias(model, alias)
         self._move_alias(current, None, model, alias, AliasAction.DELETE, actor, reason)
 
     def rollback_alias(self, model: str, alias: str, *, reason: str = "", actor: str = "") -> Alias:
         """Move an alias back to the target it had before its current one (version and config)."""
+        self._maintain(model)
         validate_name("alias", alias)
         current = self.store.find_alias(model, alias)
         history = self._full_history(model, alias)
@@ -628,6 +716,7 @@ class RegistryService(QuarantineVerbs):
         self, model: str, alias: str | None = None, offset: int = 0, limit: int = 100
     ) -> Page[AliasEvent]:
         """Every move of an alias (or of all the model's aliases), newest first."""
+        require(Action.READ, model)
         page_args(offset, limit)
         self.get_model(model)
         if alias is not None:
@@ -646,6 +735,7 @@ class RegistryService(QuarantineVerbs):
         actor: str = "",
     ) -> ConfigRevision:
         """Add an immutable revision to a named deployment config."""
+        self._maintain(model)
         validate_name("config", config)
         if not isinstance(values, dict):
             raise InvalidArgument("config values must be an object of settings")
@@ -674,14 +764,20 @@ class RegistryService(QuarantineVerbs):
         return created
 
     def get_config(self, model: str, config: str, revision: int | None = None) -> ConfigRevision:
+        require(Action.READ, model)
         validate_name("config", config)
-        found = self.store.find_config_revision(model, config, revision)
+        found = (
+            self.store.find_config_revision(model, config, revision)
+            if revision is None or 0 < revision <= MAX_NUMBER
+            else None
+        )
         if found is None:
             self.get_model(model)
             raise ConfigNotFound(model, config, revision)
         return found
 
     def list_configs(self, model: str, config: str | None = None) -> list[ConfigRevision]:
+        require(Action.READ, model)
         self.get_model(model)
         return self.store.list_config_revisions(model, config)
 
@@ -707,6 +803,7 @@ class RegistryService(QuarantineVerbs):
         actor: str = "",
     ) -> Consumer:
         """Register a consumer that pins a version or follows an alias."""
+        self._maintain(model)
         validate_name("consumer", name)
         self._check_binding(model, version, alias)
         now = self._clock()
@@ -727,6 +824,7 @@ class RegistryService(QuarantineVerbs):
         return created
 
     def get_consumer(self, name: str, model: str) -> Consumer:
+        require(Action.READ, model)
         validate_name("consumer", name)
         found = self.store.find_consumer(name, model)
         if found is None:
@@ -744,6 +842,7 @@ class RegistryService(QuarantineVerbs):
         actor: str = "",
     ) -> Consumer:
         """Move a consumer's pin (only the consumer's owner moves it; aliases never do)."""
+        self._maintain(model)
         current = self.get_consumer(name, model)
         self._check_binding(model, version, alias)
         with self._audit(actor) as record:
@@ -759,11 +858,16 @@ class RegistryService(QuarantineVerbs):
         return updated
 
     def list_consumers(self, model: str | None = None) -> list[Consumer]:
+        """The consumers of ``model``, or of every model the caller can see."""
         if model is not None:
+            require(Action.READ, model)
             self.get_model(model)
-        return self.store.list_consumers(model)
+            return self.store.list_consumers(model)
+        principal = require_somewhere(Action.READ)
+        return [c for c in self.store.list_consumers(None) if visible(principal, c.model)]
 
     def delete_consumer(self, name: str, model: str, *, actor: str = "") -> None:
+        self._maintain(model)
         current = self.get_consumer(name, model)
         with self._audit(actor) as record:
             self.store.delete_consumer(name, model)
@@ -771,6 +875,7 @@ class RegistryService(QuarantineVerbs):
 
     def resolve_consumer(self, name: str, model: str) -> Resolution:
         """What a consumer gets right now: its pinned version, or its alias's target."""
+        require(Action.READ, model)
         consumer = self.get_consumer(name, model)
         if consumer.version is not None:
             return dataclasses.replace(
@@ -783,8 +888,9 @@ class RegistryService(QuarantineVerbs):
 
     def resolve(self, model: str, ref: VersionRef) -> Resolution:
         """The version (and config) a number or alias designates right now."""
+        require(Action.READ, model)
         alias: Alias | None = None
-        if isinstance(ref, str) and not ref.isdigit():
+        if isinstance(ref, str) and not (ref.isascii() and ref.isdigit()):
             validate_name("alias", ref)
             alias = self.store.find_alias(model, ref)
         version = self.get_version(model, alias.version if alias else ref)
@@ -809,6 +915,7 @@ class RegistryService(QuarantineVerbs):
         Args:
             grace_seconds: leave data younger than this alone (default: the configured grace).
         """
+        require(Action.ADMIN)
         if grace_seconds is None:
             grace_seconds = self.staging_grace_seconds
         if grace_seconds < 0:
@@ -834,6 +941,7 @@ class RegistryService(QuarantineVerbs):
         limit: int = 100,
     ) -> Page[AuditEvent]:
         """Audit events, newest first; ``action`` and ``target`` match as prefixes."""
+        require(Action.ADMIN)
         page_args(offset, limit)
         for name, value in (("since", since), ("until", until)):
             if value is not None and value.tzinfo is None:
@@ -852,6 +960,7 @@ class RegistryService(QuarantineVerbs):
 
     def verify_audit(self) -> AuditReport:
         """Re-hash the whole audit chain; the report names the first edited or missing event."""
+        require(Action.ADMIN)
         return verify_chain(self.store.audit_chain())
 
 

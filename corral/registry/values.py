@@ -9,11 +9,13 @@ from typing import Any
 from corral.errors import InvalidArgument
 
 MAX_PAGE = 1000
+# The largest number the stores hold (SQL BIGINT): a larger id or offset matches nothing.
+MAX_NUMBER = 2**63 - 1
 
 
 def page_args(offset: int, limit: int) -> None:
-    if offset < 0:
-        raise InvalidArgument(f"offset must be 0 or more, not {offset}")
+    if not 0 <= offset <= MAX_NUMBER:
+        raise InvalidArgument(f"offset must be between 0 and {MAX_NUMBER}, not {offset}")
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
 

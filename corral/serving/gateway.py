@@ -24,8 +24,15 @@ from typing import Any
 
 import numpy as np
 
+from corral.access import Action, require
 from corral.errors import Conflict, CorralError, InvalidArgument, Unavailable
-from corral.registry.entities import ColumnSpec, Deprecation, Resolution, VersionStatus
+from corral.registry.entities import (
+    ColumnSpec,
+    Deprecation,
+    ModelVersion,
+    Resolution,
+    VersionStatus,
+)
 from corral.registry.errors import AliasNotFound
 from corral.registry.fetching import fetch_version
 from corral.registry.service import RegistryService
@@ -34,6 +41,14 @@ from corral.serving.deployment import Deployment, parse_deployment
 from corral.serving.inputs import check_rows, request_matrix
 from corral.serving.metrics import ServingMetrics
 from corral.serving.predictor import Array, ArrayPredictor, Outputs, Prediction, Predictor
+from corral.serving.ranges import (
+    Feature,
+    OutOfRange,
+    OutOfRangeRefused,
+    RangeCheck,
+    build_check,
+    read_reference,
+)
 from corral.serving.recorder import PredictionRecorder
 from corral.serving.runtime import ModelRuntime, VersionFiles
 from corral.serving.traffic import route as canary_route
@@ -59,6 +74,7 @@ class Route:
     canary: int | None = None
     shadow: int | None = None
     flavor: str = ""
+    ranges: RangeCheck | None = None  # the version's reference ranges under this deployment
 
     @property
     def allow_missing(self) -> bool:
@@ -90,6 +106,8 @@ class Gateway:
             recorder.metrics = self.metrics
         self.runtime = ModelRuntime(self._files, memory_budget_bytes, on_load=self._loaded)
         self._routes: dict[RouteKey, Route] = {}
+        # Each version's example reference, read once (versions never change).
+        self._references: dict[tuple[str, int], list[Feature] | None] = {}
         self._batchers: dict[tuple[str, int, BatchPolicy], Batcher] = {}
         self._generation = registry.generation()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -210,7 +228,37 @@ class Gateway:
             canary=canary if canary != found.version else None,
             shadow=shadow if shadow != found.version else None,
             flavor=version.flavor,
+            ranges=self._ranges(version, deployment, found.config, found.config_revision),
         )
+
+    def _ranges(
+        self,
+        version: ModelVersion,
+        deployment: Deployment,
+        config: str | None,
+        revision: int | None,
+    ) -> RangeCheck:
+        key = (version.model, version.number)
+        checks = deployment.input_checks
+        if checks.out_of_range != "off" and key not in self._references:
+            try:
+                self._references[key] = read_reference(version, self.registry.stream_file)
+            except Exception as exc:  # unchecked until it reads; the next refresh retries
+                log.warning(
+                    "no reference ranges for '%s' version %d: its example is unusable (%s)",
+                    *key,
+                    getattr(exc, "message", exc),
+                )
+        columns = version.signature.inputs if version.signature else []
+        try:
+            return build_check(
+                self._references.get(key), checks, columns, model=key[0], version=key[1]
+            )
+        except InvalidArgument as exc:
+            raise Unavailable(
+                f"deployment config '{config}' revision {revision} of model '{key[0]}' is "
+                f"invalid ({exc.message}); fix it with a new revision"
+            ) from exc
 
     def resolve(
         self,
@@ -221,6 +269,7 @@ class Gateway:
         consumer: str | None = None,
     ) -> Route:
         """The route for a request (cached; refreshed when the registry changes)."""
+        require(Action.READ, model)  # a cached route skips the registry's own checks
         key = (model, version, alias, consumer)
         route = self._routes.get(key)
         if route is None:
@@ -239,6 +288,7 @@ class Gateway:
         consumer: str | None = None,
     ) -> Route:
         """``resolve`` without blocking the event loop on a cache miss."""
+        require(Action.READ, model)
         route = self._routes.get((model, version, alias, consumer))
         if route is not None:
             return route
@@ -261,6 +311,8 @@ class Gateway:
             routes[key] = route
         self._generation = generation
         self._routes = routes
+        served = {(r.model, r.version) for r in routes.values()}
+        self._references = {k: v for k, v in self._references.items() if k in served}
         return True
 
     async def watch(self) -> None:
@@ -286,6 +338,7 @@ class Gateway:
 
     async def load(self, route: Route) -> Predictor:
         """The route's version, loaded (OIP readiness loads what it reports on)."""
+        require(Action.READ, route.model)
         return await self._predictor(route.model, route.version)
 
     async def _predictor(self, model: str, version: int) -> Predictor:
@@ -321,17 +374,44 @@ class Gateway:
             self._batchers[key] = batcher
         return batcher
 
-    def _choose(self, route: Route, matrix: Array, key: str | None) -> tuple[int, bool]:
-        """The version that answers (the route's, or its canary's) and whether it is the canary."""
+    def _choose(
+        self, route: Route, matrix: Array, key: str | None
+    ) -> tuple[int, bool, OutOfRange | None]:
+        """The version that answers (the route's, or its canary's), whether it is the canary,
+        and the rows out of the reference ranges (refused here in ``refuse`` mode)."""
         check_rows(matrix, route.deployment.max_rows)
+        found = self._check_ranges(route, matrix)
         if route.canary is not None and canary_route(route.deployment.traffic, key):
             self.metrics.canary.labels(route.model, str(route.canary)).inc()
-            return route.canary, True
-        return route.version, False
+            return route.canary, True, found
+        return route.version, False, found
+
+    def _check_ranges(self, route: Route, matrix: Array) -> OutOfRange | None:
+        check = route.ranges
+        found = check.check(matrix) if check is not None else None
+        if check is None or found is None or not found.count:
+            return found
+        version = str(route.version)  # whose reference it is, even when a canary answers
+        for column, rows in found.columns.items():
+            self.metrics.out_of_range.labels(route.model, version, column).inc(len(rows))
+        log.info(
+            "out-of-range inputs (%s): model=%s version=%s rows=%d/%d columns=%s",
+            check.mode,
+            route.model,
+            version,
+            found.count,
+            found.rows,
+            ",".join(found.columns),
+        )
+        if check.refuses:
+            self.metrics.out_of_range_refused.labels(route.model, version).inc()
+            raise check.refusal(matrix, found)
+        return found
 
     async def predict(self, route: Route, matrix: Array, *, key: str | None = None) -> Prediction:
         """Run checked inputs through the route's version (or its canary); shadow a copy."""
-        version, canary = self._choose(route, matrix, key)
+        require(Action.PREDICT, route.model)
+        version, canary, flagged = self._choose(route, matrix, key)
         predictor = await self._predictor(route.model, version)
         batcher = self._batcher(route.model, version, predictor, route.deployment.batching)
         if batcher.policy.enabled:
@@ -343,7 +423,7 @@ class Gateway:
             task = asyncio.create_task(self._shadow(route, route.shadow, matrix, outputs))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return self._answer(route, version, canary, matrix, outputs)
+        return self._answer(route, version, canary, matrix, outputs, out_of_range=flagged)
 
     def _answer(
         self,
@@ -353,6 +433,8 @@ class Gateway:
         matrix: Array,
         outputs: Outputs,
         request_id: str = "",
+        *,
+        out_of_range: OutOfRange | None = None,
     ) -> Prediction:
         self.metrics.rows.labels(route.model, str(version)).inc(matrix.shape[0])
         return Prediction(
@@ -365,6 +447,7 @@ class Gateway:
             canary=canary,
             deprecation=route.deprecation,
             request_id=request_id,
+            out_of_range=out_of_range,
         )
 
     async def _shadow(self, route: Route, version: int, matrix: Array, served: Outputs) -> None:
@@ -407,8 +490,16 @@ class Gateway:
         if recorder is None:
             return
         if prediction is None or error is not None:
-            recorder.record(route, request_id, seconds, error=error.code if error else None)
+            refused = _REFUSED if isinstance(error, OutOfRangeRefused) else None
+            recorder.record(
+                route,
+                request_id,
+                seconds,
+                error=error.code if error else None,
+                out_of_range=refused,
+            )
             return
+        flagged = prediction.out_of_range
         recorder.record(
             route,
             request_id,
@@ -417,6 +508,7 @@ class Gateway:
             matrix=matrix,
             outputs=prediction.outputs,
             predictor=self.runtime.peek(prediction.model, prediction.version),
+            out_of_range=flagged.mask if flagged is not None else None,
         )
 
     def predict_sync(
@@ -430,17 +522,20 @@ class Gateway:
         key: str | None = None,
     ) -> Prediction:
         """Check and predict plain inputs without an event loop (the SDK's local mode)."""
+        require(Action.PREDICT, model)
         started = time.perf_counter()
         route = self.resolve(model, version=version, alias=alias, consumer=consumer)
         request_id = uuid.uuid4().hex
         try:
             matrix = request_matrix(inputs, route.columns, allow_missing=route.allow_missing)
-            number, canary = self._choose(route, matrix, key)
+            number, canary, flagged = self._choose(route, matrix, key)
             outputs = self.runtime.get(route.model, number).predict(matrix)
         except CorralError as exc:
             self.log_request(route, request_id, time.perf_counter() - started, error=exc)
             raise
-        prediction = self._answer(route, number, canary, matrix, outputs, request_id)
+        prediction = self._answer(
+            route, number, canary, matrix, outputs, request_id, out_of_range=flagged
+        )
         self.log_request(
             route, request_id, time.perf_counter() - started, matrix=matrix, prediction=prediction
         )
@@ -454,6 +549,9 @@ class Gateway:
         for batcher in self._batchers.values():
             await batcher.aclose()
         self._batchers.clear()
+
+
+_REFUSED = np.ones(1, dtype=bool)  # the log row of a request refused for its ranges
 
 
 def _agreement(a: Outputs, b: Outputs) -> float:

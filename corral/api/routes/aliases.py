@@ -7,11 +7,12 @@ from fastapi.responses import Response
 
 from corral.api.deps import actor, registry
 from corral.api.encoding import deprecation_headers, json_response
+from corral.api.errors import API_ERRORS
 from corral.api.schemas import AliasReason, AliasSet, ConfigCreate, ConsumerCreate, ConsumerUpdate
 from corral.registry.entities import Alias, ConfigRevision, Consumer, Resolution
 from corral.registry.service import RegistryService
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 
 
 @router.get("/models/{name}/aliases", tags=["aliases"])

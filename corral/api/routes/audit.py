@@ -9,10 +9,11 @@ from fastapi.responses import Response
 
 from corral.api.deps import registry
 from corral.api.encoding import json_response
+from corral.api.errors import API_ERRORS
 from corral.registry.entities import AuditReport
 from corral.registry.service import RegistryService
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 
 
 @router.get("/audit", tags=["audit"])

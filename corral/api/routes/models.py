@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from corral.api.deps import actor, parse_tags, registry
 from corral.api.encoding import deprecation_headers, json_response
+from corral.api.errors import API_ERRORS
 from corral.api.schemas import (
     DeprecationCreate,
     GcRequest,
@@ -23,8 +24,9 @@ from corral.api.schemas import (
 from corral.registry.entities import FileEntry, Model, ModelVersion, VerifyReport
 from corral.registry.ports import GcReport
 from corral.registry.service import RegistryService
+from corral.serving.errors import TooLarge
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 _CHUNK = 1 << 20
 
 
@@ -89,10 +91,18 @@ async def upload_file(
     upload_id: str, path: str, request: Request, svc: RegistryService = Depends(registry)
 ) -> Response:
     """Stream one file's bytes (the raw request body) into an upload."""
+    limit, declared = svc.max_upload_bytes, request.headers.get("content-length", "")
+    over = f"file '{path}' is over the limit of {limit} bytes (max_upload_bytes)"
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(over)  # 413 before a byte is stored
     writer = await run_in_threadpool(svc.open_upload_file, upload_id, path)
     buffer = bytearray()
+    size = 0
     try:
         async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise TooLarge(over)
             buffer += chunk
             if len(buffer) >= _CHUNK:
                 await run_in_threadpool(writer.write, bytes(buffer))

@@ -8,19 +8,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from corral.api.deps import actor
 from corral.api.encoding import json_response
+from corral.api.errors import API_ERRORS
 from corral.errors import InvalidArgument
 from corral.monitoring.codec import plain
 from corral.monitoring.service import MonitoringService
+from corral.registry.values import MAX_NUMBER
 from corral.serving.errors import TooLarge
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=API_ERRORS)
 
 # Feedback is parsed in memory: bounded well below a model upload.
 MAX_FEEDBACK_BYTES = 256 * 1024**2
@@ -61,7 +63,7 @@ class _Body(BaseModel):
 
 class ObjectiveCreate(_Body):
     objective: str = Field(max_length=1000, description="e.g. 'accuracy >= 0.9 over 7d, min 500'")
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
 
 
 class WebhookCreate(_Body):
@@ -98,7 +100,7 @@ def performance(
     since: datetime | None = Query(default=None, description="from (ISO 8601, zoned)"),
     until: datetime | None = Query(default=None, description="to (ISO 8601, zoned; default now)"),
     bucket: str = Query(default="1h", max_length=32, description="bucket size: 15m, 1h, 1d…"),
-    version: int | None = Query(default=None, ge=1),
+    version: int | None = Query(default=None, ge=1, le=MAX_NUMBER),
     svc: MonitoringService = Depends(monitoring),
 ) -> Response:
     since, until = _zoned(since), _zoned(until)
@@ -113,7 +115,7 @@ def drift(
         default=None, max_length=2048, description="example, window:<duration> or file:<url>"
     ),
     window: str = Query(default="1d", max_length=32, description="the current window"),
-    version: int | None = Query(default=None, ge=1),
+    version: int | None = Query(default=None, ge=1, le=MAX_NUMBER),
     svc: MonitoringService = Depends(monitoring),
 ) -> Response:
     return _reply(svc.drift(name, reference=reference, window=window, version=version))
@@ -208,7 +210,7 @@ def create_objective(
 @router.delete("/models/{name}/objectives/{objective_id}", status_code=204, tags=["monitoring"])
 def delete_objective(
     name: str,
-    objective_id: int,
+    objective_id: int = Path(ge=1, le=MAX_NUMBER),
     svc: MonitoringService = Depends(monitoring),
     who: str = Depends(actor),
 ) -> Response:
@@ -219,7 +221,7 @@ def delete_objective(
 @router.get("/models/{name}/objectives/{objective_id}/history", tags=["monitoring"])
 def objective_history(
     name: str,
-    objective_id: int,
+    objective_id: int = Path(ge=1, le=MAX_NUMBER),
     limit: int = Query(default=100, ge=1, le=1000),
     svc: MonitoringService = Depends(monitoring),
 ) -> Response:
@@ -258,7 +260,9 @@ def list_alerts(
 
 
 @router.get("/alerts/{alert_id}/deliveries", tags=["monitoring"])
-def alert_deliveries(alert_id: int, svc: MonitoringService = Depends(monitoring)) -> Response:
+def alert_deliveries(
+    alert_id: int = Path(ge=1, le=MAX_NUMBER), svc: MonitoringService = Depends(monitoring)
+) -> Response:
     return _reply(svc.list_deliveries(alert_id))
 
 
@@ -282,7 +286,9 @@ def create_webhook(
 
 @router.get("/webhooks/deliveries", tags=["monitoring"])
 def list_deliveries(
-    alert_id: int | None = Query(default=None, description="only this alert's deliveries"),
+    alert_id: int | None = Query(
+        default=None, ge=1, le=MAX_NUMBER, description="only this alert's deliveries"
+    ),
     svc: MonitoringService = Depends(monitoring),
 ) -> Response:
     return _reply(svc.list_deliveries(alert_id))
@@ -290,7 +296,9 @@ def list_deliveries(
 
 @router.delete("/webhooks/{webhook_id}", status_code=204, tags=["monitoring"])
 def delete_webhook(
-    webhook_id: int, svc: MonitoringService = Depends(monitoring), who: str = Depends(actor)
+    webhook_id: int = Path(ge=1, le=MAX_NUMBER),
+    svc: MonitoringService = Depends(monitoring),
+    who: str = Depends(actor),
 ) -> Response:
     svc.delete_webhook(webhook_id, actor=who)
     return Response(status_code=204)

@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 
 from corral._version import __version__
+from corral.api.errors import API_ERRORS, OIP_ERRORS
 from corral.api.inference import (
     DUMP,
     JSON,
@@ -138,6 +139,7 @@ def _response(reply: Reply) -> Response:
     tags=["serving"],
     summary="Predict with a model (records, columns or a 2-D array)",
     openapi_extra=PREDICT_BODY,
+    responses=API_ERRORS,
 )
 async def predict(name: str, request: Request) -> Response:
     return _response(await plain_predict(_gateway(request), name, await _incoming(request)))
@@ -164,7 +166,7 @@ async def live() -> Response:
     return _oip({"live": True})
 
 
-@router.get("/v2/health/ready", tags=["inference"], summary="OIP readiness")
+@router.get("/v2/health/ready", tags=["inference"], summary="OIP readiness", responses=OIP_ERRORS)
 async def ready(request: Request) -> Response:
     try:
         _gateway(request).registry.generation()  # the metadata store answers
@@ -187,7 +189,11 @@ def _metadata(route: Route, name: str) -> dict[str, Any]:
             for column in route.columns
         ],
         "outputs": [{"name": "predict", "datatype": "FP64", "shape": [-1]}],
-        "parameters": {"version": route.version, "alias": route.alias},
+        "parameters": {
+            "version": route.version,
+            "alias": route.alias,
+            "input_checks": route.ranges.summary if route.ranges is not None else "none",
+        },
     }
 
 
@@ -240,34 +246,51 @@ async def _infer(request: Request, name: str, ref: str | None) -> Response:
 # Each OIP model route also exists under /versions/{version}: a number, an alias or latest.
 
 
-@router.get("/v2/models/{name}", tags=["inference"], summary="OIP model metadata")
+@router.get(
+    "/v2/models/{name}",
+    tags=["inference"],
+    summary="OIP model metadata",
+    responses=OIP_ERRORS,
+)
 @router.get(
     "/v2/models/{name}/versions/{version}",
     tags=["inference"],
     summary="OIP model metadata of a version (a number or an alias)",
+    responses=OIP_ERRORS,
 )
 async def model_metadata(name: str, request: Request, version: str | None = None) -> Response:
     return await _model_metadata(request, name, version)
 
 
-@router.get("/v2/models/{name}/ready", tags=["inference"], summary="OIP model readiness")
+@router.get(
+    "/v2/models/{name}/ready",
+    tags=["inference"],
+    summary="OIP model readiness",
+    responses=OIP_ERRORS,
+)
 @router.get(
     "/v2/models/{name}/versions/{version}/ready",
     tags=["inference"],
     summary="OIP readiness of a version (a number or an alias)",
+    responses=OIP_ERRORS,
 )
 async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
     return await _model_ready(request, name, version)
 
 
 @router.post(
-    "/v2/models/{name}/infer", tags=["inference"], summary="OIP inference", openapi_extra=INFER_BODY
+    "/v2/models/{name}/infer",
+    tags=["inference"],
+    summary="OIP inference",
+    openapi_extra=INFER_BODY,
+    responses=OIP_ERRORS,
 )
 @router.post(
     "/v2/models/{name}/versions/{version}/infer",
     tags=["inference"],
     summary="OIP inference on a version (a number or an alias)",
     openapi_extra=INFER_BODY,
+    responses=OIP_ERRORS,
 )
 async def infer(name: str, request: Request, version: str | None = None) -> Response:
     return await _infer(request, name, version)
@@ -276,6 +299,11 @@ async def infer(name: str, request: Request, version: str | None = None) -> Resp
 # -- metrics ----------------------------------------------------------------------------
 
 
-@router.get("/metrics", tags=["monitoring"], summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    tags=["monitoring"],
+    summary="Prometheus metrics",
+    response_class=PlainTextResponse,
+)
 async def metrics(request: Request) -> Response:
     return Response(_gateway(request).metrics.exposition(), media_type=CONTENT_TYPE)

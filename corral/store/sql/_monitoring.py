@@ -98,6 +98,7 @@ def _alert(row: AlertRow) -> Alert:
         value=row.value,
         closed_at=row.closed_at,
         last_notified_at=row.last_notified_at,
+        source=row.source,
     )
 
 
@@ -267,21 +268,25 @@ class SqlMonitoringStore(MonitoringStore):
     # -- alerts ---------------------------------------------------------------------------
 
     @override
-    def open_alert(self, objective_id: int) -> Alert | None:
+    def open_alert(self, objective_id: int, source: str = "") -> Alert | None:
         with self._reading() as session:
             row = session.scalars(
                 select(AlertRow).where(
-                    AlertRow.objective_id == objective_id, AlertRow.state == AlertState.OPEN
+                    AlertRow.objective_id == objective_id,
+                    AlertRow.source == source,
+                    AlertRow.state == AlertState.OPEN,
                 )
             ).one_or_none()
             return _alert(row) if row is not None else None
 
     @override
     def create_alert(self, alert: Alert) -> Alert:
-        """Store a new alert; ``AlertAlreadyOpen`` if it is open and its objective has one."""
+        """Store a new alert; ``AlertAlreadyOpen`` if it is open and its objective (and
+        source) has one."""
         row = AlertRow(
             model=alert.model,
             objective_id=alert.objective_id,
+            source=alert.source,
             state=str(alert.state),
             opened_at=alert.opened_at,
             message=alert.message,
@@ -295,11 +300,11 @@ class SqlMonitoringStore(MonitoringStore):
                 session.flush()
                 return _alert(row)
         except IntegrityError as exc:
-            raise AlertAlreadyOpen(alert.objective_id) from exc
+            raise AlertAlreadyOpen(alert.objective_id, alert.source) from exc
 
     @override
     def update_alert(self, alert: Alert) -> Alert:
-        """Write an alert's state, value, message and times (model and objective stay)."""
+        """Write an alert's state, value, message and times (model, objective, source stay)."""
         try:
             with self._writing() as session:
                 row = session.get(AlertRow, alert.id)
@@ -313,7 +318,7 @@ class SqlMonitoringStore(MonitoringStore):
                 session.flush()
                 return _alert(row)
         except IntegrityError as exc:  # re-opening an alert while a newer one is open
-            raise AlertAlreadyOpen(alert.objective_id) from exc
+            raise AlertAlreadyOpen(alert.objective_id, alert.source) from exc
 
     @override
     def list_alerts(
