@@ -4,13 +4,15 @@ A config (a registry ``ConfigRevision.values``) may hold, besides anything else:
 
     {"traffic": {"canary": {"version": 4, "percent": 10}, "shadow": {"alias": "challenger"}},
      "batching": {"enabled": true, "max_batch_rows": 64, "max_wait_ms": 2},
-     "limits": {"max_rows": 10000},
+     "limits": {"max_rows": 10000, "requests_per_second": 200, "rows_per_day": 10000000},
      "inputs": {"allow_missing": false},
+     "input_checks": {"out_of_range": "flag", "margin": 0.0, "ranges": {"age": [0, 120]}},
      "monitoring": {"log": true, "sample_rate": 0.25, "sensitive": "hash"}}
 
 ``monitoring`` says whether the alias's predictions are logged (``log``), which share of
 requests (``sample_rate``, 0 to 1, chosen per request id) and whether the signature's
 sensitive columns are hashed or dropped from the log (``sensitive``: ``hash`` or ``drop``).
+``input_checks`` sets the reference-range check (see ``corral.serving.ranges``).
 
 Other top-level keys are left alone; inside these sections every key and value is
 checked, and a mistake is refused naming the exact field and what it must be.
@@ -27,6 +29,7 @@ from typing import Any, TypeGuard
 from corral.errors import InvalidArgument
 from corral.registry.names import NAME_RE
 from corral.serving.batching import BatchPolicy
+from corral.serving.ranges import InputChecks, parse_input_checks
 from corral.serving.traffic import Target, TrafficPolicy
 
 DEFAULT_MAX_ROWS = 10_000
@@ -36,7 +39,7 @@ _TRAFFIC_KEYS = ("canary", "shadow")
 _CANARY_KEYS = ("version", "alias", "percent")
 _SHADOW_KEYS = ("version", "alias")
 _BATCHING_KEYS = ("enabled", "max_batch_rows", "max_wait_ms")
-_LIMITS_KEYS = ("max_rows",)
+_LIMITS_KEYS = ("max_rows", "requests_per_second", "rows_per_day")
 _INPUTS_KEYS = ("allow_missing",)
 _MONITORING_KEYS = ("log", "sample_rate", "sensitive")
 SENSITIVE_POLICIES = ("hash", "drop")
@@ -55,7 +58,9 @@ class LogPolicy:
 class Deployment:
     """How an alias is served: batching, canary and shadow, and what requests may hold.
 
-    ``max_rows`` bounds the rows of one request; ``allow_missing`` lets numeric inputs
+    ``max_rows`` bounds the rows of one request; ``requests_per_second`` and
+    ``rows_per_day`` (None: unlimited) the requests and rows of the alias, all callers
+    together (``corral.security.admission``); ``allow_missing`` lets numeric inputs
     hold nulls (served as NaN) instead of refusing them; ``monitoring`` is its prediction
     logging.
     """
@@ -65,6 +70,9 @@ class Deployment:
     max_rows: int = DEFAULT_MAX_ROWS
     allow_missing: bool = False
     monitoring: LogPolicy = field(default_factory=LogPolicy)
+    requests_per_second: int | None = None
+    rows_per_day: int | None = None
+    input_checks: InputChecks = field(default_factory=InputChecks)
 
 
 def parse_deployment(
@@ -90,8 +98,11 @@ def parse_deployment(
         ),
         traffic=_traffic(_section(values, "traffic", _TRAFFIC_KEYS) or {}),
         max_rows=_count(limits, "limits.max_rows", default_max_rows),
+        requests_per_second=_optional_count(limits, "limits.requests_per_second"),
+        rows_per_day=_optional_count(limits, "limits.rows_per_day"),
         allow_missing=_flag(inputs, "inputs.allow_missing", False),
         monitoring=_log_policy(monitoring),
+        input_checks=parse_input_checks(values.get("input_checks")),
     )
 
 
@@ -199,6 +210,13 @@ def _count(section: Mapping[str, Any], path: str, default: int) -> int:
     if not _is_integer(value) or value < 1:
         raise InvalidArgument(f"{path} must be a whole number of at least 1, not {_show(value)}")
     return int(value)
+
+
+def _optional_count(section: Mapping[str, Any], path: str) -> int | None:
+    """A whole number of at least 1, or None when the key is absent or null (no limit)."""
+    if section.get(_last(path)) is None:
+        return None
+    return _count(section, path, 1)
 
 
 def _number(

@@ -413,7 +413,12 @@ def _tensor(index: int, spec: Any) -> tuple[str, Array]:
             f"{where} has shape {shape}, which needs {size} values; its data holds {values.size}",
             field=f"{name}.data",
         )
-    return name, values.reshape(shape)
+    try:
+        return name, values.reshape(shape)
+    except ValueError:  # e.g. [0, 2**62]: no values, yet a size NumPy cannot describe
+        raise InvalidInput(
+            f"{where} has shape {shape}, which NumPy cannot hold", field=f"{name}.shape"
+        ) from None
 
 
 def oip_matrix(

@@ -79,6 +79,25 @@ class ServingMetrics:
             ("model", "version"),
             registry=self.registry,
         )
+        self.out_of_range = Counter(
+            "corral_out_of_range_rows",
+            "Request rows outside the version's reference ranges, by column (a row out on "
+            "two columns counts in both), whether flagged or refused",
+            ("model", "version", "column"),
+            registry=self.registry,
+        )
+        self.out_of_range_refused = Counter(
+            "corral_out_of_range_refused_requests",
+            "Requests refused for rows outside the reference ranges (input_checks: refuse)",
+            ("model", "version"),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "corral_rate_limited",
+            "Requests refused with 429, by reason (rate, quota, overload) and token tier",
+            ("reason", "tier"),
+            registry=self.registry,
+        )
         # Each worker's cache is its own: under several workers they are reported per process.
         self.cache_bytes = Gauge(
             "corral_model_cache_bytes",

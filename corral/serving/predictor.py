@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from corral.errors import InvalidArgument
 from corral.registry.entities import ColumnSpec, Deprecation, Signature
+
+if TYPE_CHECKING:
+    from corral.serving.ranges import OutOfRange
 
 Array: TypeAlias = npt.NDArray[Any]
 Inputs: TypeAlias = Array | Mapping[str, Any] | Sequence[Any]
@@ -35,6 +38,8 @@ class Prediction:
     canary: bool = False
     deprecation: Deprecation | None = None
     request_id: str = ""
+    # The reference-range check of the inputs (None when the route checks nothing).
+    out_of_range: OutOfRange | None = None
 
 
 @runtime_checkable

@@ -68,6 +68,7 @@ class _Entry(NamedTuple):
     outputs: Outputs | None
     predictor: Predictor | None
     rows: int
+    flags: Array | None = None  # per row: outside the reference ranges
 
 
 def is_sampled(request_id: str, rate: float) -> bool:
@@ -191,8 +192,13 @@ class PredictionRecorder:
         outputs: Outputs | None = None,
         predictor: Predictor | None = None,
         error: str | None = None,
+        out_of_range: Array | None = None,
     ) -> None:
-        """Queue one request (never blocks on I/O, never raises)."""
+        """Queue one request (never blocks on I/O, never raises).
+
+        ``out_of_range``: a bool per row, true when the row was outside the version's
+        reference ranges (one value for a failed request: refused for its ranges).
+        """
         try:
             policy = route.deployment.monitoring
             if not policy.log:
@@ -202,6 +208,7 @@ class PredictionRecorder:
                 error = error or "unknown"
             else:
                 rows = int(matrix.shape[0])
+            flags = out_of_range if out_of_range is not None and len(out_of_range) == rows else None
             with self._lock:
                 if not is_sampled(request_id, policy.sample_rate):
                     self._counts["sampled_out"] += rows
@@ -221,6 +228,7 @@ class PredictionRecorder:
                         outputs,
                         predictor,
                         rows,
+                        flags,
                     )
                 )
                 self._rows += rows
@@ -381,6 +389,7 @@ class PredictionRecorder:
             "consumer": repeat([e.route.consumer for e in entries], object),
             "latency_ms": repeat([e.latency_ms for e in entries], np.float64),
             "error": repeat([e.error for e in entries], object),
+            "out_of_range": _flags(entries, starts, total),
         }
         served = [i for i, e in enumerate(entries) if e.error is None]
         label = _nulls(total, object)
@@ -501,6 +510,15 @@ class PredictionRecorder:
                 else:
                     cells = _objects([_text(v) for v in values[:, 0]])
                 _place(inputs, name, cells, where, total)
+
+
+def _flags(entries: list[_Entry], starts: Array, total: int) -> Array:
+    """The ``out_of_range`` column: false for rows not flagged (or not checked)."""
+    flags = np.zeros(total, dtype=bool)
+    for entry, start in zip(entries, starts.tolist(), strict=True):
+        if entry.flags is not None:
+            flags[start : start + entry.rows] = entry.flags
+    return flags
 
 
 def _nulls(total: int, dtype: Any) -> Array:

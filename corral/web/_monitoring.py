@@ -414,6 +414,15 @@ def _objective_view(svc: Any, model: str, objective: Any) -> ObjectiveView:
     )
 
 
+def _alert_cause(alert: Any, expressions: dict[int, str]) -> str:
+    """What raised an alert: its objective's expression, or (no objective) its source."""
+    source = str(field_of(alert, "source", "") or "")
+    if source.startswith("signature:"):
+        return f"signature check failed ({source.removeprefix('signature:')})"
+    objective_id = int(field_of(alert, "objective_id"))
+    return expressions.get(objective_id, "") or f"objective {objective_id} (deleted)"
+
+
 def _alert_views(alerts: Sequence[Any], objectives: Sequence[Any]) -> list[AlertView]:
     expressions = {
         int(field_of(o, "id")): str(field_of(o, "expression", "") or "") for o in objectives
@@ -423,8 +432,7 @@ def _alert_views(alerts: Sequence[Any], objectives: Sequence[Any]) -> list[Alert
             id=int(field_of(a, "id")),
             model=str(field_of(a, "model", "")),
             state=str(getattr(field_of(a, "state"), "value", field_of(a, "state"))),
-            objective=expressions.get(int(field_of(a, "objective_id")), "")
-            or f"objective {field_of(a, 'objective_id')} (deleted)",
+            objective=_alert_cause(a, expressions),
             message=str(field_of(a, "message", "") or ""),
             value=format_value(to_number(field_of(a, "value"))),
             opened_at=when(field_of(a, "opened_at")),

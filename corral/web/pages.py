@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Request
@@ -19,7 +20,14 @@ from starlette.templating import Jinja2Templates
 from starlette.types import Scope
 
 from corral._version import __version__
-from corral.errors import CorralError, InvalidArgument, NotFound
+from corral.access import Action, current
+from corral.errors import (
+    CorralError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from corral.registry.entities import (
     Alias,
     ConfigRevision,
@@ -29,10 +37,13 @@ from corral.registry.entities import (
     Resolution,
 )
 from corral.registry.errors import ModelNotFound
+from corral.registry.permissions import require_somewhere, visible
 from corral.registry.service import RegistryService
 from corral.serving.gateway import Gateway
 from corral.web._monitoring import monitoring_context, overview_context
 from corral.web._serving import model_serving, serving_status
+from corral.web.auth import FormFields, PageRoute, check_form, session_context
+from corral.web.auth import router as auth_router
 
 __all__ = ["install_pages"]
 
@@ -48,12 +59,14 @@ SECURITY_HEADERS = {
 }
 
 T = TypeVar("T")
-router = APIRouter(include_in_schema=False)
+# PageRoute: a page that needs a login redirects to it; a refused one shows a 403 page.
+router = APIRouter(include_in_schema=False, route_class=PageRoute)
 
 
 def install_pages(app: FastAPI) -> None:
     """Add the HTML pages and their static files (``/static``) to ``app``."""
     app.include_router(router)
+    app.include_router(auth_router)
     app.mount("/static", _StaticFiles(directory=_HERE / "static"), name="static")
 
 
@@ -121,7 +134,7 @@ def _make_templates() -> Jinja2Templates:
         seconds=_seconds,
         pretty_json=_pretty_json,
     )
-    return Jinja2Templates(env=env, context_processors=[_base_context])
+    return Jinja2Templates(env=env, context_processors=[_base_context, session_context])
 
 
 templates = _make_templates()
@@ -137,10 +150,27 @@ def _render(
     return response
 
 
+# Refusals keep their meaning on pages (a quarantined version is a refused permission too).
+_STATUS: tuple[tuple[type[CorralError], int], ...] = (
+    (NotFound, 404),
+    (InvalidArgument, 400),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+)
+
+
 def _error(request: Request, exc: CorralError, command: str = "") -> HTMLResponse:
     """An HTML error page; ``command`` is a CLI line that would fix it."""
-    status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, InvalidArgument) else 500
-    titles = {404: "Not found", 400: "Bad request", 500: "Something went wrong"}
+    if isinstance(exc, Unauthenticated):
+        raise exc  # PageRoute sends the browser to the login page instead
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
+    titles = {
+        400: "Bad request",
+        401: "Sign in needed",
+        403: "Not allowed",
+        404: "Not found",
+        500: "Something went wrong",
+    }
     context = {"nav": "models", "status": status, "title": titles[status]}
     context.update(message=exc.message, command=command)
     return _render(request, "error.html", context, status_code=status)
@@ -287,12 +317,24 @@ def _config_views(svc: RegistryService, name: str) -> list[ConfigView]:
 def model_page(
     request: Request, name: str, vpage: str | None = None, hpage: str | None = None
 ) -> HTMLResponse:
+    return _model_response(request, name, vpage, hpage)
+
+
+def _model_response(
+    request: Request,
+    name: str,
+    vpage: str | None = None,
+    hpage: str | None = None,
+    action_error: str = "",
+    status_code: int = 200,
+) -> HTMLResponse:
     try:
         context = _model_context(request, name, vpage, hpage)
     except CorralError as exc:
         command = f"corral register {name} PATH" if isinstance(exc, ModelNotFound) else ""
         return _error(request, exc, command)
-    return _render(request, "model.html", context)
+    context["action_error"] = action_error
+    return _render(request, "model.html", context, status_code=status_code)
 
 
 def _model_context(
@@ -300,6 +342,8 @@ def _model_context(
 ) -> dict[str, Any]:
     svc = _registry(request)
     model = svc.get_model(name)
+    # Only hides the forms: the service checks the role again when one is sent.
+    can_admin = current().allows(Action.ADMIN, name)
     versions, version_page = _paged(
         lambda offset: svc.list_versions(name, offset, PAGE_SIZE), vpage
     )
@@ -321,12 +365,56 @@ def _model_context(
         "consumers": _consumer_views(svc, name),
         "configs": _config_views(svc, name),
         "serving": model_serving(svc, _gateway(request), name, str(request.base_url).rstrip("/")),
+        "can_admin": can_admin,
     }
+
+
+# -- quarantine by hand -----------------------------------------------------------------
+
+_MAX_REASON = 1000
+
+
+@router.post("/models/{name}/versions/{number}/release")
+def release_version(request: Request, name: str, number: int, form: FormFields) -> Response:
+    return _set_quarantine(request, name, number, form, quarantined=False)
+
+
+@router.post("/models/{name}/versions/{number}/quarantine")
+def quarantine_version(request: Request, name: str, number: int, form: FormFields) -> Response:
+    return _set_quarantine(request, name, number, form, quarantined=True)
+
+
+def _set_quarantine(
+    request: Request, name: str, number: int, form: dict[str, str], *, quarantined: bool
+) -> Response:
+    """Release or quarantine a version for an admin; the service checks the role and audits."""
+    refused = check_form(request, form)
+    if refused is not None:
+        return refused
+    reason = form.get("reason", "").strip()[:_MAX_REASON]
+    try:
+        _registry(request).set_quarantine(
+            name, number, quarantined=quarantined, reason=reason, actor=current().name
+        )
+    except InvalidArgument as exc:  # no reason given: the page again, saying so
+        return _model_response(request, name, action_error=exc.message, status_code=400)
+    except CorralError as exc:
+        return _error(request, exc)
+    url = f"{request.scope.get('root_path', '')}/models/{quote(name, safe='')}#section-versions"
+    return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/serving", response_class=HTMLResponse)
 def serving_page(request: Request) -> HTMLResponse:
-    context = {"nav": "serving", "status": serving_status(_registry(request), _gateway(request))}
+    principal = require_somewhere(Action.READ)
+    status = serving_status(_registry(request), _gateway(request))
+    # The process serves every model: show each caller only the models it may see.
+    status = dataclasses.replace(
+        status,
+        loaded=tuple(v for v in status.loaded if visible(principal, v.model)),
+        traffic=tuple(t for t in status.traffic if visible(principal, t.model)),
+    )
+    context = {"nav": "serving", "status": status}
     return _render(request, "serving.html", context)
 
 

@@ -32,6 +32,7 @@ PREDICTION_COLUMNS: dict[str, pa.DataType] = {
     "prediction_value": pa.float64(),
     "score": pa.float64(),
     "proba": pa.list_(pa.float64()),
+    "out_of_range": pa.bool_(),
 }
 
 FEEDBACK_COLUMNS: dict[str, pa.DataType] = {

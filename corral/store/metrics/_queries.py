@@ -32,6 +32,7 @@ _PREDICTION_COLUMNS = {
     "prediction_value": "DOUBLE",
     "score": "DOUBLE",
     "proba": "DOUBLE[]",
+    "out_of_range": "BOOLEAN",  # absent from files written before the reference-range check
 }
 
 
