@@ -29,6 +29,9 @@ def corral_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The environment minus the caller's CORRAL_* settings, with a private SDK cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
     env["CORRAL_CACHE_DIR"] = str(tmp_path / "sdk-cache")
+    # These suites are about faults, not access (tests/security covers that): their servers
+    # let anonymous callers act as admins, as tests/conftest.py does for in-process servers.
+    env["CORRAL_ANONYMOUS_ROLE"] = "admin"
     env.update(extra)
     return env
 

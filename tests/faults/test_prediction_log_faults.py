@@ -49,7 +49,10 @@ def test_a_killed_server_loses_at_most_the_last_flush_intervals(tmp_path: Path) 
     features, _ = training_data()
     body = {"inputs": example_records(features[:1])}
     sent: list[tuple[float, str]] = []
-    with ServerProcess(home, tmp_path, env) as server, httpx.Client(base_url=server.url) as http:
+    with (
+        ServerProcess(home, tmp_path, env) as server,
+        httpx.Client(base_url=server.url, timeout=60) as http,
+    ):
         warm = http.post(  # loads the model
             "/api/v1/models/clf/predict", json=body, headers={"X-Request-Id": "warm-up"}
         )
@@ -126,7 +129,8 @@ def test_sigterm_to_a_multi_worker_server_writes_every_queued_row(tmp_path: Path
     body = {"inputs": example_records(features[:3])}
     with ServerProcess(home, tmp_path, env, args=["--workers", "2"]) as server:
         for _ in range(40):  # new connections: the kernel spreads them over both workers
-            reply = httpx.post(f"{server.url}/api/v1/models/clf/predict", json=body)
+            # A worker's first request loads the model: allow for a busy machine.
+            reply = httpx.post(f"{server.url}/api/v1/models/clf/predict", json=body, timeout=60)
             assert reply.status_code == 200
         assert server.proc is not None
         server.proc.send_signal(signal.SIGTERM)

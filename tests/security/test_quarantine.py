@@ -30,7 +30,7 @@ from corral.errors import InvalidArgument, PermissionDenied
 from corral.registry.errors import VersionQuarantined
 from corral.registry.quarantine import ScanOutcome
 from corral.store.sql import SqlRegistryStore, make_engine, upgrade_database
-from corral.store.sql.migrate import database_revision
+from corral.store.sql.migrate import HEAD, database_revision
 from corral.wiring import open_corral
 from tests.fixtures.corral import ServerThread
 from tests.fixtures.serving import Served, example_records, training_data
@@ -354,7 +354,7 @@ def test_versions_from_before_0005_read_as_not_quarantined(tmp_path: Path) -> No
                 )
             )
 
-        assert upgrade_database(engine) == "0005"
+        assert upgrade_database(engine) == HEAD
 
         version = SqlRegistryStore(engine).find_version("old", 1)
     finally:

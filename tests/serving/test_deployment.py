@@ -155,7 +155,11 @@ def test_traffic_targets_are_read(traffic: dict[str, Any], expected: TrafficPoli
             "batching.max_wait_ms must be a number between 0 and 1000, not null",
         ),
         # limits and inputs
-        ({"limits": []}, "limits must be an object with the keys max_rows, not []"),
+        (
+            {"limits": []},
+            "limits must be an object with the keys max_rows, requests_per_second, "
+            "rows_per_day, not []",
+        ),
         ({"limits": {"rows": 5}}, "limits has unknown key rows; allowed: max_rows"),
         ({"limits": {"max_rows": -5}}, "limits.max_rows must be a whole number of at least 1"),
         ({"inputs": {"allow_missing": "no"}}, "inputs.allow_missing must be true or false"),
