@@ -13,4 +13,5 @@ pytest_plugins = [
     "tests.fixtures.corral",
     "tests.fixtures.browser",
     "tests.fixtures.serving",
+    "tests.fixtures.webhooks",
 ]

@@ -6,12 +6,10 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from corral import Client
 from corral.config import Settings
 from tests.fixtures.corral import ServerThread
 from tests.fixtures.serving import example_records, register_classifiers, training_data
+from tests.fixtures.webhooks import Receiver
 
 PROBLEM = "application/problem+json"
 SECRET = "s3cret-s3cret-s3cret"
@@ -346,38 +345,6 @@ def test_applying_a_spec_replaces_the_objectives_and_a_bad_spec_changes_nothing(
 
 
 # -- alerts and webhooks ---------------------------------------------------------------------
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback that keeps what it is sent."""
-
-    url: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    received: list[tuple[dict[str, str], bytes]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", received)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_breach_opens_an_alert_delivered_to_a_webhook_and_recorded(

@@ -6,14 +6,9 @@ the tampering rewrites the version's record as an attacker with database access 
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,45 +23,11 @@ from corral.registry.errors import SignatureInvalid
 from corral.store.sql.tables import ModelRow, VersionRow
 from corral.wiring import Corral, open_corral
 from tests.fixtures.corral import ServerThread
+from tests.fixtures.webhooks import Receiver
 
 SECRET = "whsec-0123456789abcdef"
 SOURCE = "signature:clf/1"
 VIEWER = Principal(name="vic", global_role=Role.VIEWER)
-
-
-@dataclass
-class Receiver:
-    """A webhook receiver on loopback that keeps the JSON bodies it is sent."""
-
-    url: str
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def events(self) -> list[str]:
-        return [body["event"] for body in self.bodies]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    bodies: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", bodies)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
