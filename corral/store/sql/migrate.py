@@ -63,14 +63,16 @@ def upgrade_database(url_or_engine: str | Engine) -> str:
         head = head_revision()
         # Concurrent upgraders queue instead of racing: SQLite through the IMMEDIATE begin,
         # PostgreSQL through a transaction-scoped advisory lock; Alembic then re-reads the
-        # revision inside the transaction and finds nothing left to do.
-        with engine.connect().execution_options(**{WRITE_OPTION: True}) as connection:
+        # revision inside the transaction and finds nothing left to do. The transaction is
+        # begun here, before Alembic sees the connection: given none, Alembic would commit
+        # after each migration on SQLite, letting a queued upgrader in half-way.
+        connection = engine.connect().execution_options(**{WRITE_OPTION: True})
+        with connection, connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             config = _config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-            connection.commit()
         return head
     finally:
         if isinstance(url_or_engine, str):
