@@ -125,14 +125,23 @@ class Counters(Protocol):
         ...
 
 
-def _who(principal: Principal, client: str | None) -> tuple[str, str]:
-    """(counter key, how a message names the caller)."""
+def _counter_key(principal: Principal, client: str | None) -> str:
+    """Whose rate a request counts against: its token, its user, or its client address."""
     if principal.token_id:
-        return f"token:{principal.token_id}", f"token '{principal.name}' ({principal.token_id})"
+        return f"token:{principal.token_id}"
     if principal.authenticated:
-        return f"user:{principal.name}", f"user '{principal.name}'"
-    address = client or "unknown"
-    return f"address:{address}", f"the anonymous client at {address}"
+        return f"user:{principal.name}"
+    return f"address:{client or 'unknown'}"
+
+
+def _who(principal: Principal, client: str | None) -> str:
+    """How a refusal names the caller (made only when a request is refused)."""
+    kind, _, value = _counter_key(principal, client).partition(":")
+    if kind == "token":
+        return f"token '{principal.name}' ({value})"
+    if kind == "user":
+        return f"user '{value}'"
+    return f"the anonymous client at {value}"
 
 
 OnRefuse = Callable[[str, str], None]  # (reason, tier): count a refusal
@@ -166,12 +175,11 @@ class Gatekeeper:
         limit = principal.rate_limit or self.default_rate
         if not limit:
             return
-        key, who = _who(principal, client)
-        wait = await self.counters.hit(limit, ("rate", key))
+        wait = await self.counters.hit(limit, ("rate", _counter_key(principal, client)))
         if wait is not None:
             raise self._refuse(
                 RateLimited(
-                    f"{who} is limited to {limit}; retry in {wait} s",
+                    f"{_who(principal, client)} is limited to {limit}; retry in {wait} s",
                     retry_after=wait,
                     reason="rate",
                     tier=tier_of(principal),
@@ -213,7 +221,7 @@ class Gatekeeper:
             where = f"{where} (its deployment config's limits.rows_per_day)"
             await self._quota(rows_per_day, ("model-rows", *deployment), rows, tier, where)
         if principal.rows_per_day is not None:
-            _, who = _who(principal, None)
+            who = _who(principal, None)
             where = f"{who} may predict {_plural(principal.rows_per_day, 'row')} per day"
             key = ("token-rows", principal.token_id or principal.name)
             await self._quota(principal.rows_per_day, key, rows, tier, where)

@@ -113,6 +113,10 @@ class IdentityService:
         self._clock = clock
         self._validate_rate = validate_rate
         self._cache: dict[str, _Entry] = {}
+        # Secrets whose hash matched, so that the next request with one skips parsing and
+        # hashing it (in situ, most of a token check's cost). Process memory only, like the
+        # requests that carry them; the store keeps nothing but hashes.
+        self._verified: dict[str, _Entry] = {}
         self._seen = -1  # the store generation the cache is known to be current with
         self._lock = threading.Lock()
         # Verified against when a user is unknown, so that a wrong name costs what a wrong
@@ -123,13 +127,9 @@ class IdentityService:
 
     def authenticate(self, secret: str) -> Principal:
         """The principal a token (or session) secret stands for; raise ``Unauthenticated``."""
-        token_id = parse_secret(secret)
-        digest = _digest(secret)
-        entry = self._cache.get(token_id)
+        entry = self._verified.get(secret)
         if entry is None or entry.generation < self._seen:
-            entry = self._load(token_id)
-        if not hmac.compare_digest(entry.digest, digest):
-            raise Unauthenticated(_UNKNOWN)
+            entry = self._verify(secret)
         if entry.principal is None:
             raise Unauthenticated(entry.refusal)
         if entry.expires_at is not None and self._clock() >= entry.expires_at:
@@ -138,6 +138,23 @@ class IdentityService:
                 "make a new one (corral token create)"
             )
         return entry.principal
+
+    def _verify(self, secret: str) -> _Entry:
+        """The entry of the secret's token, once its hash matches the stored one."""
+        token_id = parse_secret(secret)
+        digest = _digest(secret)
+        entry = self._cache.get(token_id)
+        if entry is None or entry.generation < self._seen:
+            entry = self._load(token_id)
+        if not hmac.compare_digest(entry.digest, digest):
+            raise Unauthenticated(_UNKNOWN)
+        if entry.principal is not None:
+            with self._lock:
+                if len(self._verified) >= _MAX_CACHED:
+                    self._verified.clear()
+                if entry.generation >= self._seen:
+                    self._verified[secret] = entry
+        return entry
 
     def _load(self, token_id: str) -> _Entry:
         # Read first: a write after this read makes the entry older than what ``refresh``
@@ -186,6 +203,7 @@ class IdentityService:
             with self._lock:
                 self._seen = generation
                 self._cache.clear()
+                self._verified.clear()
 
     def _changed(self) -> None:
         """After a write of this process: what the cache holds may be stale."""

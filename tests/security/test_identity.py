@@ -174,7 +174,12 @@ def test_a_token_secret_is_stored_only_as_its_sha256(
     dump = "\n".join(str(row) for row in _rows(sql_store, "SELECT * FROM tokens"))
     assert secret.rsplit("_", 1)[1] not in dump
 
-    # The right id with a wrong secret, a malformed secret, an unknown id: all refused.
+    # The right id with a wrong secret, a malformed secret, an unknown id: all refused,
+    # also once the real secret has been verified and cached.
+    assert identity.authenticate(secret).name == "ana"
+    assert identity.authenticate(secret).name == "ana"
+    with pytest.raises(Unauthenticated, match="not known"):
+        identity.authenticate(secret[:-1] + ("B" if secret[-1] != "B" else "C"))
     with pytest.raises(Unauthenticated, match="not known"):
         identity.authenticate(f"crl_{token.id}_{'A' * 43}")
     with pytest.raises(Unauthenticated, match="malformed"):
