@@ -39,6 +39,7 @@ def create_app(
 
     ``schedule`` runs the objective evaluations (one process of a ``--workers`` server does).
     """
+    from corral.api.docs import install_docs
     from corral.api.inference import FrontDoor
     from corral.api.routes import aliases, audit, identity, models, monitoring, serving
 
@@ -84,6 +85,8 @@ def create_app(
         version=__version__,
         description="Registry, serving and monitoring of models — the REST API.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs: the same pages without a CDN
+        redoc_url=None,
     )
     app.state.corral = wired
     install_error_handlers(app)
@@ -103,5 +106,6 @@ def create_app(
     )
     from corral.web import install_pages
 
+    install_docs(app)  # before install_pages: /static/api-docs comes before /static
     install_pages(app)
     return app

@@ -358,12 +358,12 @@ def _incoming_id(value: bytes) -> str | None:
 
 NOSNIFF = b"x-content-type-options"
 CSP = b"content-security-policy"
-# HTML without a policy of its own (FastAPI's /docs and /redoc, starlette's error pages):
-# the API docs load Swagger UI and ReDoc from their CDN and start them with an inline script.
+# HTML without a policy of its own (the API docs, starlette's error pages): Swagger UI and
+# ReDoc come from this server (corral.api.docs), but start with an inline script and style,
+# and ReDoc runs a worker from a blob.
 _DOCS_CSP = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    b"font-src https://fonts.gstatic.com; img-src 'self' data: https:; worker-src blob:"
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; worker-src 'self' blob:"
 )
 _HTML_CSP = b"default-src 'self'"
 

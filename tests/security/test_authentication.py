@@ -183,6 +183,8 @@ def test_oip_routes_answer_401_in_the_protocols_error_shape(site: Site) -> None:
         "/docs",
         "/redoc",
         "/static/corral.css",
+        "/static/api-docs/swagger-ui-bundle.js",
+        "/static/api-docs/redoc.standalone.js",
     ],
 )
 def test_public_paths_answer_without_a_token_and_despite_a_bad_one(site: Site, path: str) -> None:

@@ -51,7 +51,7 @@ PUBLIC = {
     ("POST", "/logout"),
     ("GET", "/"),  # a redirect to /models, which is checked
 }
-PUBLIC_MOUNTS = {"/static"}
+PUBLIC_MOUNTS = {"/static", "/static/api-docs"}
 
 _ROW = training_data(seed=11, rows=1)[0]
 RECORDS = example_records(_ROW)

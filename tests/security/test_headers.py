@@ -86,3 +86,25 @@ def test_static_files_are_not_sniffed(http: httpx.Client, tmp_path: Path) -> Non
     assert reply.status_code == 200
     assert reply.headers["content-type"].startswith(("text/javascript", "application/javascript"))
     assert reply.headers.get_list("x-content-type-options") == ["nosniff"]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_docs_load_everything_from_this_server(http: httpx.Client, path: str) -> None:
+    # Offline machines must get working API docs: no CDN, no web fonts, nothing fetched away.
+    import re
+
+    page = http.get(path)
+    assert page.status_code == 200
+    assets = re.findall(r"""(?:src|href|url)\s*[=:(]\s*['"]([^'"]+)['"]""", page.text)
+    assert assets, page.text[:500]
+    for asset in assets:
+        assert not re.match(r"(?i)(https?:)?//", asset), asset
+    scripts = [a for a in assets if a.endswith(".js")]
+    assert scripts
+    for asset in scripts + [a for a in assets if a.endswith(".css")]:
+        reply = http.get(asset)
+        assert reply.status_code == 200, asset
+        assert reply.headers["x-content-type-options"] == "nosniff"
+        assert len(reply.content) > 10_000, asset
+    policy = page.headers["content-security-policy"]
+    assert "http" not in policy, policy  # nothing allowed from another origin
