@@ -476,3 +476,21 @@ def test_the_system_principal_acts_locally_but_must_name_whose_token(
             identity.create_token(name="whose?")
         assert identity.create_token("ana", name="ok")[0].user == "ana"
         assert [t.user for t in identity.list_tokens()] == ["ana"]
+
+
+def test_deleting_a_model_takes_its_grants_with_it(
+    identity: IdentityService, sql_store: SqlRegistryStore
+) -> None:
+    identity.create_user("ana")
+    sql_store.create_model(Model(name="churn", owner="admin"))
+    identity.grant(Role.MAINTAINER, user="ana", model="churn")
+    identity.grant(Role.VIEWER, user="ana", model="fraud")
+    _, secret = identity.create_token("ana", name="t")
+    assert identity.authenticate(secret).role_for("churn") is Role.MAINTAINER
+
+    sql_store.delete_model("churn")
+    identity.refresh()
+
+    assert [g.model for g in identity.list_grants(subject="ana")] == ["fraud"]
+    sql_store.create_model(Model(name="churn", owner="admin"))  # a new model, same name
+    assert identity.authenticate(secret).role_for("churn") is None

@@ -44,7 +44,14 @@ from corral.store.sql._deploy import DeploymentMethods
 from corral.store.sql._identity import IdentityMethods
 from corral.store.sql._quarantine import QuarantineMethods
 from corral.store.sql._trust import TrustMethods
-from corral.store.sql.tables import ModelRow, ModelTagRow, VersionRow, VersionTagRow, utcnow
+from corral.store.sql.tables import (
+    GrantRow,
+    ModelRow,
+    ModelTagRow,
+    VersionRow,
+    VersionTagRow,
+    utcnow,
+)
 
 __all__ = ["SqlRegistryStore"]
 
@@ -215,6 +222,9 @@ class SqlRegistryStore(
             ).all()
             if not deleted:
                 raise ModelNotFound(name)
+            # Grants name their model rather than reference it: without this, a model made
+            # later under the same name would inherit them.
+            session.execute(delete(GrantRow).where(GrantRow.model == name))
 
     @override
     def create_version(self, draft: ModelVersion) -> ModelVersion:
