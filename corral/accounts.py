@@ -145,6 +145,11 @@ class IdentityStore(Protocol):
     # -- users ------------------------------------------------------------------------
     def count_users(self) -> int: ...
 
+    def count_admins(self) -> int:
+        """Enabled users holding the global admin role, directly or through a team; inside
+        ``audited()``, as that transaction's writes leave them."""
+        ...
+
     def create_user(
         self, name: str, email: str, password_hash: str | None, at: datetime
     ) -> User: ...

@@ -33,6 +33,7 @@ from corral.access import SYSTEM, Action, Principal, Role, current, require
 from corral.accounts import Grant, IdentityStore, SubjectKind, Team, Token, User
 from corral.errors import (
     AlreadyExists,
+    Conflict,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -69,6 +70,10 @@ _UNKNOWN = (
     "the token is not known here: it was never issued by this server, or its user was deleted"
 )
 _WRONG_LOGIN = "wrong user name or password"
+_LAST_ADMIN = (
+    "that would leave no enabled user with the admin role: make someone else admin first "
+    "(corral grant admin --user NAME)"
+)
 
 
 def parse_secret(secret: str) -> str:
@@ -212,7 +217,11 @@ class IdentityService:
     @contextmanager
     def _audit(self) -> Iterator[Recorder]:
         with self._store.audited() as drafts:
+            admins = self._store.count_admins()
             yield Recorder(drafts, current().name, self._clock)
+            # Raising here rolls the write back: a server must keep someone who can run it.
+            if admins and not self._store.count_admins():
+                raise Conflict(_LAST_ADMIN)
         self._changed()
 
     # -- first start, login, logout -----------------------------------------------------

@@ -277,3 +277,13 @@ def test_the_service_decides_who_may_manage_identities(api: Api) -> None:
     )
     listed = api.call("GET", "/tokens", token=secret).json()
     assert {t["user"] for t in listed} == {"ana"}
+
+
+def test_the_last_admin_cannot_delete_or_disable_itself(api: Api) -> None:
+    for method, path, body in [
+        ("DELETE", "/users/admin", None),
+        ("PATCH", "/users/admin", {"disabled": True}),
+    ]:
+        problem = _problem(api.call(method, path, json=body), 409, "conflict")
+        assert "no enabled user with the admin role" in problem["detail"]
+    assert api.call("GET", "/me").status_code == 200  # nothing was written

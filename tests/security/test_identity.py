@@ -17,6 +17,7 @@ from sqlalchemy import text
 from corral.access import SYSTEM, Role, acting_as
 from corral.errors import (
     AlreadyExists,
+    Conflict,
     InvalidArgument,
     NotFound,
     PermissionDenied,
@@ -494,3 +495,37 @@ def test_deleting_a_model_takes_its_grants_with_it(
     assert [g.model for g in identity.list_grants(subject="ana")] == ["fraud"]
     sql_store.create_model(Model(name="churn", owner="admin"))  # a new model, same name
     assert identity.authenticate(secret).role_for("churn") is None
+
+
+def test_the_last_enabled_admin_cannot_be_removed_by_any_route(
+    identity: IdentityService, sql_store: SqlRegistryStore
+) -> None:
+    identity.bootstrap_admin()  # "admin", with the global admin grant
+    identity.create_team("ops")
+    identity.create_user("ana")
+    [grant] = identity.list_grants(subject="admin")
+    before = _rows(sql_store, "SELECT COUNT(*) FROM audit_events")
+
+    for attempt in (
+        lambda: identity.disable_user("admin"),
+        lambda: identity.delete_user("admin"),
+        lambda: identity.revoke_grant(grant.id),
+        lambda: identity.grant(Role.VIEWER, user="admin"),  # replaces the admin role
+    ):
+        with pytest.raises(Conflict, match="no enabled user with the admin role"):
+            attempt()
+    assert identity.get_user("admin").disabled is False
+    assert identity.list_grants(subject="admin") == [grant]
+    assert _rows(sql_store, "SELECT COUNT(*) FROM audit_events") == before  # all rolled back
+
+    # Through a team: its last member may not leave, nor the team go, while it holds the role.
+    identity.add_member("ops", "ana")
+    identity.grant(Role.ADMIN, team="ops")
+    identity.revoke_grant(grant.id)  # ana, through ops, is still an admin
+    with pytest.raises(Conflict):
+        identity.remove_member("ops", "ana")
+    with pytest.raises(Conflict):
+        identity.delete_team("ops")
+    identity.grant(Role.ADMIN, user="admin")
+    identity.delete_team("ops")  # admin holds it again: now it may go
+    identity.disable_user("ana")

@@ -147,6 +147,20 @@ class IdentityMethods(SessionBase):
         with self._reading() as session:
             return int(session.scalar(select(func.count()).select_from(UserRow)) or 0)
 
+    def count_admins(self) -> int:
+        with self._writing() as session:  # inside audited(): sees that transaction's writes
+            global_admin = (GrantRow.role == Role.ADMIN.label) & GrantRow.model.is_(None)
+            direct = select(GrantRow.user_id).where(global_admin, GrantRow.user_id.is_not(None))
+            teams = select(GrantRow.team_id).where(global_admin, GrantRow.team_id.is_not(None))
+            members = select(TeamMemberRow.user_id).where(TeamMemberRow.team_id.in_(teams))
+            statement = (
+                select(func.count())
+                .select_from(UserRow)
+                .where(UserRow.disabled.is_(False))
+                .where(or_(UserRow.id.in_(direct), UserRow.id.in_(members)))
+            )
+            return int(session.scalar(statement) or 0)
+
     def create_user(self, name: str, email: str, password_hash: str | None, at: datetime) -> User:
         try:
             with self._writing() as session:
