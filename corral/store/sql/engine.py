@@ -59,6 +59,9 @@ def _enter_wal(cursor: Any) -> None:
     # Switching a new database to WAL needs a moment alone with it, and SQLite answers
     # "database is locked" at once, without the busy wait, when several processes open it
     # together (`corral server --workers N` on a first start). Once switched, it stays WAL.
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return  # every open but a new database's first: nothing to switch, nothing to wait for
     deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
     pause = 0.005
     while True:
