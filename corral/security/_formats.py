@@ -57,8 +57,8 @@ def detect(head: bytes) -> str:
         return "safetensors"
     if head[:1] == b"{" and head[1:2] in b"iUIlLdDSCTFZN}$#" and not is_text(head):
         return "ubjson"
-    if head[:1] == b"\x08":
-        return "protobuf"  # ONNX: field 1 (ir_version) as a varint
+    if head[:1] == b"\x08" and walks_like_onnx(head):
+        return "protobuf"  # ONNX: field 1 (ir_version) as a varint, then ModelProto fields
     if is_text(head):
         return "text"
     return "binary"
@@ -90,3 +90,44 @@ def _is_safetensors(head: bytes) -> bool:
         return False
     (size,) = struct.unpack("<Q", head[:8])
     return 0 < size < 100 * 1024**2 and head[8:10] in (b'{"', b"{}")
+
+
+# ModelProto's fields and their wire types (0 varint, 2 length-delimited): ir_version,
+# producer_name, producer_version, domain, model_version, doc_string, graph, opset_import,
+# metadata_props, training_info, functions, configuration.
+_ONNX_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 21: 2, 25: 2}
+_PROTOBUF_LIMIT = 2**31  # no protobuf message is longer
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int] | None:
+    """The varint at ``at`` and the offset after it; None if cut off or over 10 bytes."""
+    value = 0
+    for shift, index in enumerate(range(at, min(at + 10, len(data)))):
+        value |= (data[index] & 0x7F) << (7 * shift)
+        if data[index] < 0x80:
+            return value, index + 1
+    return None
+
+
+def walks_like_onnx(head: bytes, size: int = _PROTOBUF_LIMIT) -> bool:
+    """Whether the first bytes of a ``size``-byte file read as ONNX ModelProto fields.
+
+    Reading an ONNX model means reading all of it, so chance bytes (opaque weights whose
+    first byte is 0x08) must not be taken for one: random data fails this within a field or
+    two, each having about 12 tags in 256 that fit.
+    """
+    at = 0
+    while at < len(head):
+        tag = _varint(head, at)
+        if tag is None:
+            return True  # cut off by the end of the head: nothing wrong so far
+        field, wire = tag[0] >> 3, tag[0] & 7
+        if _ONNX_FIELDS.get(field) != wire:
+            return False
+        value = _varint(head, tag[1])
+        if value is None:
+            return True
+        at = value[1] + (value[0] if wire == 2 else 0)
+        if at > size:
+            return False  # a field running past the end of the file
+    return True

@@ -34,6 +34,7 @@ from corral.security._formats import (
     is_text,
     looks_like_protocol0,
     starts_with_global,
+    walks_like_onnx,
 )
 from corral.security._pickles import PickleScan, scan_pickle_stream
 from corral.security._report import Finding, ScanLimits, ScanReport, Verdict, make_report
@@ -131,6 +132,9 @@ class _Scanner:
             return [self._npy(fh, label)]
         if kind == "hdf5":
             return [self._hdf5(fh, label)]
+        if kind == "protobuf" and not walks_like_onnx(fh.read(_CHUNK), _size(fh)):
+            kind = "binary"  # opaque bytes that start like one: not read whole
+        fh.seek(0)
         if kind == "protobuf":
             from corral.security._onnx import scan_onnx
 
